@@ -1,0 +1,39 @@
+# Everything a user needs: `make bench` and `make test` set themselves up (idempotent, cached).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKLOAD ?= workloads/fraud-default.yaml
+ENGINES ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: setup bench test unit integration selfbench driver-bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[test]'
+	@touch $@
+
+setup: $(STAMP)
+	$(BIN)/showdown setup -w $(WORKLOAD)
+
+bench: setup
+	$(BIN)/showdown run -w $(WORKLOAD) $(if $(ENGINES),--engines $(ENGINES))
+
+test: setup unit integration
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit tests/bench --benchmark-disable
+
+integration: setup
+	$(BIN)/pytest tests/integration -m integration --timeout=1200
+
+selfbench: $(STAMP)
+	$(BIN)/pytest tests/bench --benchmark-only --benchmark-columns=min,median,max,ops
+
+driver-bench: setup
+	$(BIN)/showdown driver-bench
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,1 @@
+"""Stream Showdown: real streaming architectures side by side on one fraud-detection job."""

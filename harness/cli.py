@@ -1,0 +1,188 @@
+"""`showdown`: run benchmarks, print reports, bring a cluster up by hand."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+
+from harness import workload as workload_mod
+from harness.errors import ShowdownError
+from harness.paths import CACHE, RESULTS, WORKLOADS
+
+from harness.console import console
+DEFAULT_WORKLOAD = WORKLOADS / "fraud-default.yaml"
+UP_STATE = CACHE / "up.json"
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    # Treated like Ctrl-C, so every `finally` stops what it started.
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import report, runner
+
+    wl, text = workload_mod.load(args.workload)
+    engines = args.engines.split(",") if args.engines else None
+    if engines:
+        unknown = [e for e in engines if e not in wl.engines]
+        if unknown:
+            raise workload_mod.WorkloadError(
+                f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records)
+    console.print()
+    report.print_summary(run_dir.summary, console)
+    console.print(f"\nsummary: {run_dir.path / 'summary.json'}")
+    return 0 if run_dir.summary["status"] == "complete" else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import report
+    from harness.results import load_summary
+
+    report.print_summary(load_summary(Path(args.dir)), console)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    for path in args.workloads:
+        wl, _ = workload_mod.load(path)
+        console.print(f"[green]✓[/] {path}: {wl.name}, {wl.rate:g} ev/s for {wl.duration_s:g} s, "
+                      f"engines {', '.join(wl.engines)}, {len(wl.faults)} fault(s)")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from harness import procs
+    from harness.clusters.local import LocalKafka
+
+    if UP_STATE.exists():
+        console.print(f"A cluster is already up ({UP_STATE}); `showdown down` first.")
+        return 1
+    wl, _ = workload_mod.load(args.workload)
+    log_dir = CACHE / "up-logs"
+    kafka = LocalKafka(wl.kafka, log_dir)
+    try:
+        kafka.start()
+        kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic, wl.kafka.decisions_topic])
+    except BaseException:
+        kafka.stop()
+        raise
+    # Leave the brokers running past this command: `down` stops them by PID.
+    nodes = [{"pid": p.pid, "log": str(p.log)} for p in kafka.nodes.values()]
+    for p in kafka.nodes.values():
+        procs.detach(p)
+    UP_STATE.write_text(json.dumps({"bootstrap": kafka.bootstrap, "nodes": nodes, "data": str(kafka.data_dir)}))
+    console.print(f"Kafka is up at [bold]{kafka.bootstrap}[/] (topics {wl.kafka.transactions_topic}, "
+                  f"{wl.kafka.decisions_topic}); logs in {log_dir}. Stop it with `showdown down`.")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    import shutil
+
+    import psutil
+
+    if not UP_STATE.exists():
+        console.print("Nothing is up.")
+        return 0
+    state = json.loads(UP_STATE.read_text())
+    for node in state["nodes"]:
+        pid = node["pid"]
+        try:
+            # Only a process that is still the broker we started: PIDs get reused.
+            if "kafka.Kafka" not in " ".join(psutil.Process(pid).cmdline()):
+                continue
+            os.killpg(pid, signal.SIGTERM)
+            psutil.Process(pid).wait(timeout=30)
+        except psutil.TimeoutExpired:
+            os.killpg(pid, signal.SIGKILL)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            pass
+    shutil.rmtree(state["data"], ignore_errors=True)
+    UP_STATE.unlink()
+    console.print(f"Stopped Kafka at {state['bootstrap']}.")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from harness import artifacts
+
+    workload_mod.load(args.workload)
+    artifacts.require_java()
+    artifacts.jars("kafka")
+    console.print("[green]✓[/] set up: Java, Kafka jars")
+    return 0
+
+
+def cmd_driver_bench(args: argparse.Namespace) -> int:
+    from harness.selfbench import driver_max_rate
+
+    wl, _ = workload_mod.load(args.workload)
+    driver_max_rate(wl, args.rate, args.seconds)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="showdown", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a workload against its engines and print the comparison table")
+    r.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
+    r.add_argument("--engines", help="comma-separated subset of the workload's engines")
+    r.add_argument("--backend", choices=["local"], default="local",
+                   help="where clusters run: local processes (the containers backend is not built yet)")
+    r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
+    r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="print the table of a finished (or partial) run again")
+    rep.add_argument("dir", help="a results/<run> folder or its summary.json")
+    rep.set_defaults(func=cmd_report)
+
+    v = sub.add_parser("validate", help="check workload files without starting anything")
+    v.add_argument("workloads", nargs="+")
+    v.set_defaults(func=cmd_validate)
+
+    up = sub.add_parser("up", help="start Kafka (per the workload) and leave it running")
+    up.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop what `up` started")
+    down.set_defaults(func=cmd_down)
+
+    st = sub.add_parser("setup", help="install what the workload's clusters and engines need (cached)")
+    st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
+    st.set_defaults(func=cmd_setup)
+
+    db = sub.add_parser("driver-bench", help="measure the load driver alone against a real broker")
+    db.add_argument("-w", "--workload", default=str(WORKLOADS / "smoke.yaml"))
+    db.add_argument("--rate", type=float, default=50_000)
+    db.add_argument("--seconds", type=float, default=20)
+    db.set_defaults(func=cmd_driver_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return int(args.func(args))
+    except ShowdownError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        return e.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: stopped everything this run started[/]")
+        return 130
+    finally:
+        from harness import procs
+
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

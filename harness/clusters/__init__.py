@@ -1,0 +1,1 @@
+"""Cluster backends: where Kafka (and later the engines' clusters) run."""

@@ -1,0 +1,48 @@
+"""The one small interface every engine implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.clusters.local import LocalKafka
+from harness.workload import Fault, Workload
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    workload: Workload
+    kafka: LocalKafka
+    log_dir: Path  # the run's folder for this engine's logs
+    run_id: str  # unique per run: names consumer groups and transactional ids
+
+
+class Engine(Protocol):
+    name: str
+    # False for engines that copy records without the fraud rules (the checker then
+    # judges only missing and duplicate decisions).
+    applies_rules: bool
+
+    def prepare(self) -> None:
+        """Install what the engine needs (jars, venvs); fast when already cached."""
+
+    def start(self, ctx: EngineContext) -> None:
+        """Deploy the pipeline and return once it consumes from the input topic."""
+
+    def kill(self, fault: Fault) -> str:
+        """Inject `fault` (kill -9 its target); returns what was killed, for the record."""
+
+    def restart(self, fault: Fault) -> None:
+        """Bring the killed target back, as a supervisor would."""
+
+    def check_health(self) -> list[str]:
+        """Restart anything that died on its own; return a line for each, for the record."""
+
+    def stop(self) -> None:
+        """Stop everything the engine started; safe to call twice or after a failed start."""
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used by the engine's processes (also those killed by faults)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Versions and effective settings, recorded with every result."""

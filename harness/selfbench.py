@@ -1,0 +1,58 @@
+"""The load driver measured alone against a real broker: the highest rate it keeps."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+from typing import Any
+
+
+from harness import driver
+from harness.clusters.local import LocalKafka
+from harness.driver import DriverReport, LoadStart
+from harness.paths import CACHE
+from harness.workload import Workload
+
+from harness.console import console
+
+
+def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport:
+    wl = base.model_copy(update={"rate": rate, "duration_s": seconds, "phases": [], "faults": [],
+                                 "warmup_s": 0.0})
+    kafka = LocalKafka(wl.kafka, CACHE / "driver-bench-logs")
+    ctx = mp.get_context("spawn")
+    stats: mp.Queue[tuple[str, Any]] = ctx.Queue()
+    start_q: mp.Queue[LoadStart] = ctx.Queue()
+    proc: mp.process.BaseProcess | None = None
+    try:
+        kafka.start()
+        kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic])
+        proc = ctx.Process(target=driver.run, args=(kafka.bootstrap, wl, stats, start_q))
+        proc.start()
+        with console.status(f"Generating {rate * seconds:,.0f} records"):
+            while stats.get(timeout=600)[0] != "ready":
+                pass
+        start_q.put(LoadStart(time.time_ns() + 500_000_000, time.monotonic_ns() + 500_000_000))
+        report: DriverReport | None = None
+        while report is None:
+            try:
+                msg = stats.get(timeout=1)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"driver died (exit code {proc.exitcode})") from None
+                continue
+            if msg[0] == "tick":
+                console.print(f"  second {msg[1]:>3}: sent {msg[2]:>7,}  max lag {msg[3]:8.1f} ms")
+            elif msg[0] == "done":
+                report = msg[1]
+        proc.join(timeout=30)
+    finally:
+        if proc is not None and proc.is_alive():
+            proc.kill()
+        kafka.stop()
+    sustained = report.sent / seconds
+    console.print(f"driver at {rate:,.0f} ev/s for {seconds:.0f} s: sent {report.sent:,} ({sustained:,.0f}/s), "
+                  f"max lag {report.max_lag_ms:.1f} ms, late sends {report.late_sends:,}, "
+                  f"kept schedule: {report.kept_schedule}, CPU {report.cpu_seconds:.1f} s, "
+                  f"delivery errors {report.delivery_errors}")
+    return report

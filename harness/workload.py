@@ -1,0 +1,215 @@
+"""Workload files: the typed schema of what a run does, and errors that name the field."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import WorkloadError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phase(Strict):
+    """A stretch of the run at `multiplier` x the base rate (e.g. a flash-sale surge)."""
+
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    multiplier: float = Field(gt=0, le=1000)
+
+
+class Amount(Strict):
+    """Log-normal payment amounts: `median_cents` x e^(sigma x N(0,1)), clipped to [1, max_cents]."""
+
+    median_cents: int = Field(4_000, gt=0)
+    sigma: float = Field(1.0, ge=0, le=5)
+    max_cents: int = Field(200_000, gt=0)
+
+
+class OutOfOrder(Strict):
+    """Events whose event time lags their send time by up to `max_delay_ms`."""
+
+    fraction: float = Field(0.05, ge=0, le=1)
+    max_delay_ms: int = Field(8_000, ge=0)
+
+
+class BeyondLateness(Strict):
+    """Events older than the allowed lateness by up to `max_extra_ms` (LATE if the user moved on)."""
+
+    fraction: float = Field(0.005, ge=0, le=1)
+    max_extra_ms: int = Field(20_000, gt=0)
+
+
+class Burst(Strict):
+    """Injected fraud: a random user makes `events` payments `spacing_ms` apart (event time)."""
+
+    per_minute: float = Field(ge=0, le=600)
+    events: int = Field(gt=0, le=1000)
+    amount_cents: int = Field(gt=0)
+    spacing_ms: int = Field(ge=0)
+
+
+class Fraud(Strict):
+    spend_bursts: Burst = Burst(per_minute=4, events=6, amount_cents=120_000, spacing_ms=3_000)
+    velocity_bursts: Burst = Burst(per_minute=4, events=12, amount_cents=1_500, spacing_ms=2_000)
+
+
+class Rules(Strict):
+    """The SPEC's rule parameters (section 2)."""
+
+    window_s: int = Field(3_600, gt=0)
+    spend_limit_cents: int = Field(500_000, gt=0)
+    velocity_window_s: int = Field(60, gt=0)
+    velocity_limit: int = Field(8, gt=0)
+    allowed_lateness_s: int = Field(10, ge=0)
+
+
+class KafkaSettings(Strict):
+    brokers: Literal[1, 3] = 1
+    partitions: int = Field(4, ge=1, le=256)
+    heap_mb: int = Field(1_024, ge=256, le=16_384)
+    transactions_topic: str = Field("transactions", min_length=1)
+    decisions_topic: str = Field("decisions", min_length=1)
+
+
+class DriverSettings(Strict):
+    linger_ms: float = Field(1.0, ge=0, le=1_000)
+    # The driver counts as having kept its schedule while its sends lag the plan by less.
+    max_lag_ms: float = Field(100.0, gt=0)
+
+
+class Fault(Strict):
+    """At `at_s` after the load starts, kill -9 `target`, and restart it `restart_after_s` later."""
+
+    at_s: float = Field(gt=0)
+    action: Literal["kill"] = "kill"
+    target: Literal["worker"] = "worker"
+    instance: int = Field(0, ge=0)
+    restart_after_s: float = Field(5.0, ge=0)
+
+
+class Workload(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(ge=0)
+    duration_s: float = Field(gt=0, le=24 * 3600)
+    warmup_s: float = Field(10.0, ge=0)
+    rate: float = Field(gt=0, le=1_000_000, description="events/s, open loop")
+    phases: list[Phase] = []
+    users: int = Field(20_000, ge=1)
+    key_skew: float = Field(0.5, ge=0, le=3, description="Zipf exponent; 0 = uniform")
+    merchants: int = Field(5_000, ge=1)
+    amount: Amount = Amount()
+    out_of_order: OutOfOrder = OutOfOrder()
+    beyond_lateness: BeyondLateness = BeyondLateness()
+    fraud: Fraud = Fraud()
+    rules: Rules = Rules()
+    kafka: KafkaSettings = KafkaSettings()
+    driver: DriverSettings = DriverSettings()
+    engines: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"kafka": {}, "passthrough": {}})
+    faults: list[Fault] = []
+    drain_timeout_s: float = Field(60.0, gt=0)
+    event_time_start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Workload":
+        if self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
+        for i, p in enumerate(self.phases):
+            if p.start_s + p.duration_s > self.duration_s:
+                raise ValueError(f"phases.{i} ends at {p.start_s + p.duration_s} s, after duration_s ({self.duration_s})")
+        ordered = sorted(self.phases, key=lambda p: p.start_s)
+        for a, b in zip(ordered, ordered[1:]):
+            if b.start_s < a.start_s + a.duration_s:
+                raise ValueError(f"phases overlap: one starts at {b.start_s} s before the one at {a.start_s} s ends")
+        for i, f in enumerate(self.faults):
+            if f.at_s >= self.duration_s:
+                raise ValueError(f"faults.{i}.at_s ({f.at_s}) must be inside the run (duration_s {self.duration_s})")
+        if self.out_of_order.max_delay_ms > self.rules.allowed_lateness_s * 1000:
+            raise ValueError(
+                f"out_of_order.max_delay_ms ({self.out_of_order.max_delay_ms}) must stay within "
+                f"rules.allowed_lateness_s ({self.rules.allowed_lateness_s} s); use beyond_lateness for later events"
+            )
+        if not self.engines:
+            raise ValueError("engines is empty: name at least one engine")
+        return self
+
+    @property
+    def event_time_start_ms(self) -> int:
+        return int(self.event_time_start.timestamp() * 1000)
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.kafka.transactions_topic}-state-changelog"
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names allowed at `loc`, to name them beside an unknown field."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid workload"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_fields(Workload, loc))
+            lines.append(f"  {field}: unknown field; allowed fields here: {allowed}")
+        elif e["type"] == "missing":
+            lines.append(f"  {field}: required field is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            shown = "" if loc == () or isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"  {field}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse(data: Any, source: str = "workload") -> Workload:
+    if not isinstance(data, dict):
+        raise WorkloadError(f"{source}: a workload file must be a YAML mapping of fields, got {type(data).__name__}")
+    try:
+        wl = Workload.model_validate(data)
+    except ValidationError as err:
+        raise WorkloadError(_describe(err, source)) from None
+    from harness.engines import validate_engine_options
+
+    for name, options in wl.engines.items():
+        problem = validate_engine_options(name, options)
+        if problem:
+            raise WorkloadError(f"{source}: invalid workload\n  engines.{name}: {problem}")
+    return wl
+
+
+def load(path: Path | str) -> tuple[Workload, str]:
+    """The validated workload and the file's text (kept in every result for provenance)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise WorkloadError(f"cannot read workload file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"{path}: not valid YAML: {e}") from None
+    return parse(data, str(path)), text

@@ -1,0 +1,232 @@
+"""One instance of the Kafka-transactions pipeline: consume, decide, produce, in one transaction.
+
+Exactly-once the way Kafka Streams gets it: each batch's decisions, the changed per-user
+state (to a compacted changelog topic, partition = input partition) and the consumed
+offsets commit in one Kafka transaction. On partition assignment the state of those
+partitions is rebuilt from the changelog. A crash at any point leaves either the whole
+batch or none of it visible to read_committed consumers.
+
+Run as: python processor.py '<json config>' (see harness/engines/kafka.py).
+Deliberately independent of the harness package: this is the job code under test.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+
+class UserState:
+    __slots__ = ("max_et", "events")
+
+    def __init__(self, max_et: int | None = None, events: list[list[int]] | None = None) -> None:
+        self.max_et = max_et
+        self.events = events if events is not None else []  # [event_time_ms, amount], arrival order
+
+    def encode(self) -> bytes:
+        return json.dumps({"m": self.max_et, "e": self.events}, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "UserState":
+        d = json.loads(raw)
+        return cls(d["m"], d["e"])
+
+
+class Rules:
+    def __init__(self, cfg: dict[str, int]) -> None:
+        self.w = cfg["window_s"] * 1000
+        self.v = cfg["velocity_window_s"] * 1000
+        self.lateness = cfg["allowed_lateness_s"] * 1000
+        self.limit = cfg["spend_limit_cents"]
+        self.vlimit = cfg["velocity_limit"]
+
+    def apply(self, st: UserState, t: int, amount: int) -> tuple[str, str | None, int, int]:
+        if st.max_et is not None and t < st.max_et - self.lateness:
+            return "LATE", None, 0, 0
+        st.max_et = t if st.max_et is None else max(st.max_et, t)
+        st.events.append([t, amount])
+        horizon = st.max_et - self.lateness - self.w  # at or below: can never count again
+        kept = []
+        spend = count = 0
+        for e in st.events:
+            et = e[0]
+            if et <= horizon:
+                continue
+            kept.append(e)
+            if et <= t:
+                if et > t - self.w:
+                    spend += e[1]
+                if et > t - self.v:
+                    count += 1
+        st.events = kept
+        if spend > self.limit:
+            return "BLOCK", "spend", spend, count
+        if count > self.vlimit:
+            return "BLOCK", "velocity", spend, count
+        return "APPROVE", None, spend, count
+
+
+class Processor:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.engine = cfg["engine"]
+        self.rules = Rules(cfg["rules"]) if cfg["mode"] == "fraud" else None
+        self.input = cfg["input_topic"]
+        self.output = cfg["output_topic"]
+        self.changelog = cfg["changelog_topic"]
+        bootstrap = cfg["bootstrap"]
+        instance = cfg["instance"]
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap,
+            # Stable per instance: a restarted instance fences its predecessor's transactions.
+            "transactional.id": f"{cfg['transactional_id_prefix']}-{instance}",
+            "transaction.timeout.ms": cfg["transaction_timeout_ms"],
+            "linger.ms": 0,
+            "partitioner": "murmur2_random",
+        })
+        self.producer.init_transactions(60)
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": cfg["group_id"],
+            # Static membership: a restarted instance takes back its partitions without a rebalance.
+            "group.instance.id": f"{cfg['group_id']}-{instance}",
+            "session.timeout.ms": cfg["session_timeout_ms"],
+            "partition.assignment.strategy": "range",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": cfg["fetch_wait_max_ms"],
+        })
+        self.state: dict[int, dict[int, UserState]] = {}
+        self.running = True
+
+    def log(self, msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} [{self.engine}-{self.cfg['instance']}] {msg}", flush=True)
+
+    def on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        t0 = time.monotonic()
+        if self.rules is not None:
+            self.state.update(self.restore([p.partition for p in parts]))
+        users = sum(len(self.state.get(p.partition, {})) for p in parts)
+        self.log(f"assigned {[p.partition for p in parts]}, restored {users} users "
+                 f"in {time.monotonic() - t0:.2f} s")
+
+    def on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        for p in parts:
+            self.state.pop(p.partition, None)
+        self.log(f"revoked {[p.partition for p in parts]}")
+
+    def restore(self, partitions: list[int]) -> dict[int, dict[int, UserState]]:
+        """Rebuild the state of `partitions` from the changelog's committed records.
+
+        Reads until the position reaches the high watermark (not just the last stable
+        offset): a transaction whose commit markers are still being written must be seen.
+        """
+        if not partitions:
+            return {}
+        common = {"bootstrap.servers": self.cfg["bootstrap"], "group.id": f"{self.cfg['group_id']}-restore",
+                  "enable.auto.commit": False}
+        reader = Consumer({**common, "isolation.level": "read_committed"})
+        watcher = Consumer({**common, "isolation.level": "read_uncommitted"})
+        restored: dict[int, dict[int, UserState]] = {p: {} for p in partitions}
+        reader.assign([TopicPartition(self.changelog, p, -2) for p in partitions])  # -2: beginning
+        pending = set(partitions)
+        deadline = time.monotonic() + 120
+        while pending:
+            for msg in reader.consume(10_000, 0.2):
+                if msg.error() is None and msg.value() is not None:
+                    restored[msg.partition()][int(msg.key())] = UserState.decode(msg.value())
+            for p in list(pending):
+                tp = TopicPartition(self.changelog, p)
+                _, high = watcher.get_watermark_offsets(tp, timeout=10, cached=False)
+                pos = reader.position([tp])[0].offset
+                if high == 0 or pos >= high:
+                    pending.discard(p)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"changelog partitions {sorted(pending)} not restored within 120 s")
+        reader.close()
+        watcher.close()
+        return restored
+
+    def process(self, batch: list[Message]) -> None:
+        produce = self.producer.produce
+        dirty: dict[tuple[int, int], UserState] = {}
+        offsets: dict[int, int] = {}
+        for msg in batch:
+            if msg.error() is not None:
+                self.log(f"consumer error: {msg.error()}")
+                continue
+            p = msg.partition()
+            offsets[p] = msg.offset() + 1
+            r = json.loads(msg.value())
+            user = r["user_id"]
+            if self.rules is None:
+                decision, reason, spend, count = "APPROVE", None, 0, 0
+            else:
+                users = self.state.setdefault(p, {})
+                st = users.get(user)
+                if st is None:
+                    st = users[user] = UserState()
+                decision, reason, spend, count = self.rules.apply(st, r["event_time_ms"], r["amount_cents"])
+                if decision != "LATE":
+                    dirty[(p, user)] = st
+            out = {"txn_id": r["txn_id"], "user_id": user, "sent_ns": r["sent_ns"], "decision": decision,
+                   "reason": reason, "spend_cents": spend, "count": count, "engine": self.engine}
+            produce(self.output, json.dumps(out, separators=(",", ":")).encode(), msg.key())
+        for (p, user), st in dirty.items():
+            produce(self.changelog, st.encode(), str(user).encode(), partition=p)
+        if offsets:
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(self.input, p, o) for p, o in offsets.items()],
+                self.consumer.consumer_group_metadata(), 60)
+
+    def run(self) -> None:
+        self.consumer.subscribe([self.input], on_assign=self.on_assign, on_revoke=self.on_revoke)
+        max_batch = self.cfg["max_batch"]
+        self.log("started")
+        while self.running:
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            # poll returns as soon as one record is there; take what else is already fetched.
+            batch = [first, *self.consumer.consume(max_batch - 1, 0)]
+            self.producer.begin_transaction()
+            self.process(batch)
+            self.commit()
+        self.consumer.close()
+        self.log("stopped")
+
+    def commit(self) -> None:
+        while True:
+            try:
+                self.producer.commit_transaction(60)
+                return
+            except KafkaException as e:
+                if e.args[0].retriable():
+                    continue
+                raise
+
+
+def main() -> int:
+    proc = Processor(json.loads(sys.argv[1]))
+
+    def stop(signum: int, frame: Any) -> None:
+        proc.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        proc.run()
+    except KafkaException as e:
+        # Any transactional failure (fenced, aborted, timed out): die, and let the supervisor
+        # restart us from the last committed transaction, as Kafka Streams' threads do.
+        proc.log(f"fatal: {e}")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import workload
+from harness.paths import WORKLOADS
+
+
+@pytest.fixture
+def smoke() -> workload.Workload:
+    wl, _ = workload.load(WORKLOADS / "smoke.yaml")
+    return wl
+
+
+def make(**overrides: object) -> workload.Workload:
+    """A small valid workload with `overrides` applied to its raw fields."""
+    data: dict[str, object] = {"name": "t", "seed": 1, "duration_s": 10, "warmup_s": 1, "rate": 100}
+    data.update(overrides)
+    return workload.parse(data)
+
+
+@pytest.fixture
+def tmp_results(tmp_path: Path) -> Path:
+    return tmp_path / "results"

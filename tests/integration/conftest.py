@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from harness import procs
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Every test that starts a cluster leaves nothing running, pass or fail."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    try:
+        yield
+    finally:
+        started = [p.pid for p in procs.live()]
+        procs.stop_all()
+    assert not started, f"processes still registered after the test: {started}"
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in left]}"

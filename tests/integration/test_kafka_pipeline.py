@@ -1,0 +1,56 @@
+"""The smoke workload through a real Kafka broker, with a processor killed mid-run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import runner, workload
+from harness.paths import WORKLOADS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    wl, text = workload.load(WORKLOADS / "smoke.yaml")
+    run_dir = runner.run(wl, "workloads/smoke.yaml", text, tmp_path_factory.mktemp("results"), keep_records=True)
+    summary = json.loads((run_dir.path / "summary.json").read_text())
+    summary["_path"] = str(run_dir.path)
+    return summary
+
+
+def _engine(summary: dict, name: str) -> dict:
+    return next(e for e in summary["engines"] if e["engine"] == name)
+
+
+@pytest.mark.parametrize("name", ["kafka", "passthrough"])
+def test_exactly_once_across_a_processor_kill(smoke_run: dict, name: str) -> None:
+    e = _engine(smoke_run, name)
+    assert e["status"] == "ok", e.get("error")
+    c = e["correctness"]
+    assert (c["missing"], c["duplicates"], c["unexpected"], c["malformed"]) == (0, 0, 0, 0), c["examples"]
+    if name == "kafka":
+        assert c["wrong"] == 0, c["examples"]
+        assert c["decisions"] == c["expected_decisions"]
+        assert c["decisions"]["BLOCK"] > 0 and c["decisions"]["LATE"] > 0
+    [rec] = e["recovery"]
+    assert rec["error"] is None and "processor-0" in rec["target"]
+    assert rec["output_gap_s"] > 0
+    assert rec["recovered"] and rec["recovery_time_s"] > 0, rec
+
+
+def test_result_carries_figures_and_metadata(smoke_run: dict) -> None:
+    assert smoke_run["status"] == "complete"
+    meta = smoke_run["metadata"]
+    assert meta["backend"] == "local" and meta["workload"]["seed"] == 7 and meta["git"]["commit"]
+    assert meta["versions"]["pinned"]["kafka"]["version"] and meta["versions"]["librdkafka"]
+    e = _engine(smoke_run, "kafka")
+    assert e["latency_ms"]["p50"] > 0 and e["latency_ms"]["n"] > 0
+    assert e["throughput"]["driver_kept_schedule"]
+    assert e["cpu_seconds"]["engine"] > 0 and e["cpu_seconds"]["kafka"] > 0
+    path = Path(smoke_run["_path"])
+    assert (path / "timeseries.csv").read_text().startswith("engine,second,")
+    assert (path / "transactions.parquet").exists() and (path / "decisions-kafka.parquet").exists()
+    assert (path / "logs" / "kafka" / "kafka-1.log").exists()

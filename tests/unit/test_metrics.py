@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+
+from harness import metrics
+from harness.collector import RECEIVED
+
+S = 1_000_000_000
+MS = 1_000_000
+
+
+def history(recv_ns: np.ndarray, latency_ns: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(recv_ns), dtype=RECEIVED)
+    out["txn_id"] = np.arange(len(recv_ns))
+    out["recv_ns"] = recv_ns
+    out["sent_ns"] = recv_ns - latency_ns
+    return out
+
+
+def test_percentiles_are_exact() -> None:
+    lat = np.arange(1, 1001) * MS  # 1..1000 ms
+    s = metrics.latency_summary(lat)
+    assert (s["p50"], s["p90"], s["p99"], s["p999"], s["max"], s["n"]) == (500, 900, 990, 999, 1000, 1000)
+    assert metrics.latency_summary(np.array([], dtype=np.int64))["p99"] is None
+
+
+def test_first_copy_wins() -> None:
+    h = history(np.array([5, 1, 3]) * S, np.array([1, 1, 1]) * MS)
+    h["txn_id"] = [7, 7, 8]
+    first = metrics.first_copies(h)
+    assert list(zip(first["txn_id"], first["recv_ns"])) == [(7, 1 * S), (8, 3 * S)]
+
+
+def _run(fault_at: float, spike_until: float, end: float, spike_ms: float = 2000) -> metrics.Recovery:
+    """100 decisions/s at 10 ms, silent for 1 s after the fault, then spiking until spike_until."""
+    recv = np.arange(0, int(end * 100)) * (S // 100)
+    silent = (recv >= fault_at * S) & (recv < (fault_at + 1) * S)
+    recv = recv[~silent]
+    lat = np.full(len(recv), 10 * MS)
+    lat[(recv >= (fault_at + 1) * S) & (recv < spike_until * S)] = int(spike_ms * MS)
+    h = history(recv, lat)
+    return metrics.recovery(h, metrics.first_copies(h), int(fault_at * S), 0, int(end * S))
+
+
+def test_recovery_time_and_gap() -> None:
+    r = _run(fault_at=20, spike_until=25, end=60)
+    assert abs(r.output_gap_s - 1.0) < 0.02
+    assert r.pre_fault_p99_ms == 10 and r.threshold_ms == 110
+    assert r.recovered
+    # The rolling 1-s window holds spike latencies until 1 s after the last one.
+    assert 5.9 <= r.recovery_time_s <= 6.1
+    assert r.peak_p99_ms == 2000
+
+
+def test_recovery_needs_ten_stable_seconds() -> None:
+    r = _run(fault_at=20, spike_until=25, end=34)
+    assert not r.recovered and r.recovery_time_s is None
+    assert r.final_p99_ms == 10  # what it reached, reported with the verdict
+
+
+def test_never_recovers() -> None:
+    r = _run(fault_at=20, spike_until=60, end=60)
+    assert not r.recovered and r.final_p99_ms == 2000
+
+
+def test_per_second_series() -> None:
+    h = history(np.arange(0, 300) * (S // 100), np.full(300, 10 * MS))
+    rows = metrics.per_second(metrics.first_copies(h), 0, 3)
+    assert [r["received"] for r in rows] == [100, 100, 100]
+    assert rows[0]["p99_ms"] == 10

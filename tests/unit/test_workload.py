@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import workload
+from harness.errors import WorkloadError
+from harness.paths import ROOT, WORKLOADS
+from tests.conftest import make
+
+
+@pytest.mark.parametrize("path", sorted(WORKLOADS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_workloads_are_valid(path: Path) -> None:
+    wl, text = workload.load(path)
+    assert wl.name == path.stem
+    assert text.startswith("#")
+
+
+def test_defaults_follow_the_spec() -> None:
+    r = make().rules
+    assert (r.window_s, r.spend_limit_cents, r.velocity_window_s, r.velocity_limit, r.allowed_lateness_s) == \
+        (3600, 500_000, 60, 8, 10)
+    assert make().kafka.partitions == 4
+
+
+def _error(**overrides: object) -> str:
+    with pytest.raises(WorkloadError) as e:
+        make(**overrides)
+    return str(e.value)
+
+
+def test_unknown_field_names_the_allowed_fields() -> None:
+    msg = _error(rules={"windw_s": 5})
+    assert "rules.windw_s: unknown field" in msg
+    assert "window_s" in msg and "allowed_lateness_s" in msg
+
+
+def test_bad_value_names_field_value_and_bound() -> None:
+    msg = _error(rate=-5)
+    assert "rate:" in msg and "greater than 0" in msg and "-5" in msg
+
+
+def test_bad_choice_names_allowed_values() -> None:
+    msg = _error(faults=[{"at_s": 3, "target": "moon"}])
+    assert "faults.0.target" in msg and "'worker'" in msg and "moon" in msg
+    assert "kafka.brokers" in _error(kafka={"brokers": 2})
+
+
+def test_cross_field_rules() -> None:
+    assert "warmup_s" in _error(warmup_s=20)
+    assert "overlap" in _error(phases=[{"start_s": 1, "duration_s": 4, "multiplier": 2},
+                                       {"start_s": 3, "duration_s": 2, "multiplier": 2}])
+    assert "after duration_s" in _error(phases=[{"start_s": 8, "duration_s": 5, "multiplier": 2}])
+    assert "faults.0.at_s" in _error(faults=[{"at_s": 10}])
+    assert "beyond_lateness" in _error(out_of_order={"fraction": 0.1, "max_delay_ms": 20_000})
+
+
+def test_engines_and_their_options_are_checked() -> None:
+    msg = _error(engines={"storm": {}})
+    assert "engines.storm" in msg and "kafka" in msg and "passthrough" in msg
+    msg = _error(engines={"kafka": {"paralelism": 2}})
+    assert "paralelism" in msg and "parallelism" in msg
+    assert "engines.kafka" in _error(engines={"kafka": {"parallelism": 0}})
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(WorkloadError, match="YAML mapping"):
+        workload.parse([1, 2])
+
+
+def test_bad_file_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseed: 1\nduration_s: 10\nrate: fast\n")
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "-w", str(bad), "--results",
+                          str(tmp_path / "results")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "rate" in out.stdout and "fast" in out.stdout
+    assert not (tmp_path / "results").exists()
