@@ -179,9 +179,10 @@ class EngineRun:
                 for event in self.engine.check_health():
                     self.events.append(event)
                 st.faults = len(self.nemesis.events) if self.nemesis else 0
-                if report is None and not drv.is_alive():
+                # A process that exits right after its last message: read that first.
+                if report is None and not drv.is_alive() and dstats.empty():
                     raise ClusterError(f"the load driver died (exit code {drv.exitcode})")
-                if not coll.is_alive() and collected is None:
+                if collected is None and not coll.is_alive() and cstats.empty():
                     raise ClusterError(f"the collector died (exit code {coll.exitcode})")
                 if report is not None and not stop.is_set():
                     now = time.monotonic()

@@ -86,6 +86,10 @@ class Processor:
             "transactional.id": f"{cfg['transactional_id_prefix']}-{instance}",
             "transaction.timeout.ms": cfg["transaction_timeout_ms"],
             "linger.ms": 0,
+            # The coordinator answers CONCURRENT_TRANSACTIONS while the previous commit's
+            # markers are still being written; at the default 100 ms backoff every
+            # send_offsets_to_transaction then waits ~100 ms (confluent-kafka-python#967).
+            "retry.backoff.ms": 5,
             "partitioner": "murmur2_random",
         })
         self.producer.init_transactions(60)
@@ -102,6 +106,10 @@ class Processor:
             "fetch.wait.max.ms": cfg["fetch_wait_max_ms"],
         })
         self.state: dict[int, dict[int, UserState]] = {}
+        # What the open transaction has changed: written out when it commits.
+        self.dirty: dict[tuple[int, int], UserState] = {}
+        self.offsets: dict[int, int] = {}
+        self.txn_deadline: float | None = None  # when the open transaction commits; None: none open
         self.running = True
 
     def log(self, msg: str) -> None:
@@ -116,6 +124,10 @@ class Processor:
                  f"in {time.monotonic() - t0:.2f} s")
 
     def on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        # The open transaction holds records of these partitions: commit it while this
+        # member still owns them, as Kafka Streams does on revocation.
+        if self.txn_deadline is not None:
+            self.commit()
         for p in parts:
             self.state.pop(p.partition, None)
         self.log(f"revoked {[p.partition for p in parts]}")
@@ -153,15 +165,15 @@ class Processor:
         return restored
 
     def process(self, batch: list[Message]) -> None:
+        """Decide each record and produce its decision into the open transaction; the
+        changed state and the offsets follow when the transaction commits."""
         produce = self.producer.produce
-        dirty: dict[tuple[int, int], UserState] = {}
-        offsets: dict[int, int] = {}
         for msg in batch:
             if msg.error() is not None:
                 self.log(f"consumer error: {msg.error()}")
                 continue
             p = msg.partition()
-            offsets[p] = msg.offset() + 1
+            self.offsets[p] = msg.offset() + 1
             r = json.loads(msg.value())
             user = r["user_id"]
             if self.rules is None:
@@ -173,42 +185,51 @@ class Processor:
                     st = users[user] = UserState()
                 decision, reason, spend, count = self.rules.apply(st, r["event_time_ms"], r["amount_cents"])
                 if decision != "LATE":
-                    dirty[(p, user)] = st
+                    self.dirty[(p, user)] = st
             out = {"txn_id": r["txn_id"], "user_id": user, "sent_ns": r["sent_ns"], "decision": decision,
                    "reason": reason, "spend_cents": spend, "count": count, "engine": self.engine}
             produce(self.output, json.dumps(out, separators=(",", ":")).encode(), msg.key())
-        for (p, user), st in dirty.items():
+
+    def commit(self) -> None:
+        produce = self.producer.produce
+        for (p, user), st in self.dirty.items():
             produce(self.changelog, st.encode(), str(user).encode(), partition=p)
-        if offsets:
+        if self.offsets:
             self.producer.send_offsets_to_transaction(
-                [TopicPartition(self.input, p, o) for p, o in offsets.items()],
+                [TopicPartition(self.input, p, o) for p, o in self.offsets.items()],
                 self.consumer.consumer_group_metadata(), 60)
+        while True:
+            try:
+                self.producer.commit_transaction(60)
+                break
+            except KafkaException as e:
+                if not e.args[0].retriable():
+                    raise
+        self.dirty.clear()
+        self.offsets.clear()
+        self.txn_deadline = None
 
     def run(self) -> None:
         self.consumer.subscribe([self.input], on_assign=self.on_assign, on_revoke=self.on_revoke)
         max_batch = self.cfg["max_batch"]
+        interval = self.cfg["commit_interval_ms"] / 1000
         self.log("started")
         while self.running:
-            first = self.consumer.poll(0.1)
-            if first is None:
-                continue
-            # poll returns as soon as one record is there; take what else is already fetched.
-            batch = [first, *self.consumer.consume(max_batch - 1, 0)]
-            self.producer.begin_transaction()
-            self.process(batch)
+            deadline = self.txn_deadline
+            wait = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
+            first = self.consumer.poll(wait)
+            if first is not None:
+                if self.txn_deadline is None:
+                    self.producer.begin_transaction()
+                    self.txn_deadline = time.monotonic() + interval
+                # poll returns as soon as one record is there; take what else is already fetched.
+                self.process([first, *self.consumer.consume(max_batch - 1, 0)])
+            if self.txn_deadline is not None and time.monotonic() >= self.txn_deadline:
+                self.commit()
+        if self.txn_deadline is not None:
             self.commit()
         self.consumer.close()
         self.log("stopped")
-
-    def commit(self) -> None:
-        while True:
-            try:
-                self.producer.commit_transaction(60)
-                return
-            except KafkaException as e:
-                if e.args[0].retriable():
-                    continue
-                raise
 
 
 def main() -> int:
