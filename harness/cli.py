@@ -121,10 +121,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_driver_bench(args: argparse.Namespace) -> int:
-    from harness.selfbench import driver_max_rate
+    from harness.selfbench import collector_max_rate, driver_max_rate
 
     wl, _ = workload_mod.load(args.workload)
-    driver_max_rate(wl, args.rate, args.seconds)
+    report = driver_max_rate(wl, args.rate, args.seconds)
+    collector_max_rate(wl, report.sent)
     return 0
 
 
@@ -159,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     st.set_defaults(func=cmd_setup)
 
-    db = sub.add_parser("driver-bench", help="measure the load driver alone against a real broker")
+    db = sub.add_parser("driver-bench", help="measure the load driver and the collector alone against a real broker")
     db.add_argument("-w", "--workload", default=str(WORKLOADS / "smoke.yaml"))
     db.add_argument("--rate", type=float, default=50_000)
     db.add_argument("--seconds", type=float, default=20)

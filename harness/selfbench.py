@@ -1,4 +1,5 @@
-"""The load driver measured alone against a real broker: the highest rate it keeps."""
+"""The harness's own instruments measured against a real broker: the rate the load
+driver keeps, and the rate at which the collector reads decisions."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -56,3 +57,55 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
                   f"kept schedule: {report.kept_schedule}, CPU {report.cpu_seconds:.1f} s, "
                   f"delivery errors {report.delivery_errors}")
     return report
+
+
+def collector_max_rate(base: Workload, records: int) -> float:
+    """Decisions/s the collector reads from a backlog of `records` decisions."""
+    from confluent_kafka import Producer
+
+    from harness import collector
+
+    wl = base
+    kafka = LocalKafka(wl.kafka, CACHE / "driver-bench-logs")
+    ctx = mp.get_context("spawn")
+    stats: mp.Queue[tuple[str, Any]] = ctx.Queue()
+    stop = ctx.Event()
+    proc: mp.process.BaseProcess | None = None
+    try:
+        kafka.start()
+        kafka.create_topics(wl.kafka.partitions, [wl.kafka.decisions_topic])
+        producer = Producer(driver.producer_config(kafka.bootstrap, 5))
+        now = time.time_ns()
+        with console.status(f"Writing {records:,} decisions"):
+            for i in range(records):
+                value = (f'{{"txn_id":{i},"user_id":{i % 1000},"sent_ns":{now},"decision":"APPROVE",'
+                         f'"reason":null,"spend_cents":100,"count":1,"engine":"bench"}}').encode()
+                while True:
+                    try:
+                        producer.produce(wl.kafka.decisions_topic, value, str(i % 1000).encode())
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+            producer.flush(60)
+        out = CACHE / "driver-bench-logs" / "collector-bench.npy"
+        proc = ctx.Process(target=collector.run,
+                           args=(collector.CollectorPlan(kafka.bootstrap, wl.kafka.decisions_topic, out), stats, stop))
+        t0 = time.monotonic()
+        proc.start()
+        while True:
+            msg = stats.get(timeout=120)
+            if msg[0] == "ready":
+                t0 = time.monotonic()
+            elif msg[0] == "tick" and msg[5] >= records:
+                elapsed = time.monotonic() - t0
+                break
+        stop.set()
+        proc.join(timeout=60)
+    finally:
+        if proc is not None and proc.is_alive():
+            proc.kill()
+        kafka.stop()
+    rate = records / elapsed
+    console.print(f"collector read {records:,} decisions in {elapsed:.1f} s: {rate:,.0f} decisions/s "
+                  f"(1-s tick resolution)")
+    return rate
