@@ -111,12 +111,14 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from harness import artifacts
+    from harness import artifacts, engines
 
-    workload_mod.load(args.workload)
+    wl, _ = workload_mod.load(args.workload)
     artifacts.require_java()
     artifacts.jars("kafka")
-    console.print("[green]✓[/] set up: Java, Kafka jars")
+    for name, options in wl.engines.items():
+        engines.create(name, options).prepare()
+    console.print(f"[green]✓[/] set up: Java, Kafka jars, engines {', '.join(wl.engines)}")
     return 0
 
 

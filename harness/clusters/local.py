@@ -1,12 +1,20 @@
-"""Kafka in KRaft mode as local JVM processes on 127.0.0.1 (the `local` backend)."""
+"""The `local` backend: Kafka (KRaft) and the engines' clusters as local processes on 127.0.0.1."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -201,3 +209,157 @@ class LocalKafka:
         if self._data is not None:
             shutil.rmtree(self._data, ignore_errors=True)
             self._data = None
+
+
+FLINK_LOG4J = """\
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = ConsoleAppender
+appender.console.name = ConsoleAppender
+appender.console.type = CONSOLE
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss,SSS} %-5p %-50c{1.} - %m%n
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
+"""
+
+
+@dataclass(frozen=True)
+class FlinkSettings:
+    taskmanagers: int
+    slots: int
+    jobmanager_memory: str
+    taskmanager_memory: str
+    heartbeat_timeout_ms: int
+
+
+class LocalFlink:
+    """A Flink standalone session cluster run from the distribution inside the apache-flink wheel."""
+
+    def __init__(self, settings: FlinkSettings, python: Path, log_dir: Path) -> None:
+        self.settings = settings
+        self.python = python
+        self.log_dir = log_dir
+        self.home = Path(subprocess.run(
+            [str(python), "-c", "import os, pyflink; print(os.path.dirname(pyflink.__file__))"],
+            capture_output=True, text=True, check=True).stdout.strip())
+        self.jobmanager: ManagedProcess | None = None
+        self.taskmanagers: list[ManagedProcess] = []  # every one started, also the killed ones
+        self._dir: Path | None = None
+        self.rest_port = 0
+
+    @property
+    def rest(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def checkpoints(self) -> Path:
+        assert self._dir is not None
+        return self._dir / "checkpoints"
+
+    def env(self) -> dict[str, str]:
+        assert self._dir is not None
+        # pemja (thread mode) embeds whichever python is first on PATH, not python.executable.
+        path = f"{self.python.parent}:{os.environ.get('PATH', '')}"
+        return {**os.environ, "PATH": path, "FLINK_CONF_DIR": str(self._dir / "conf"), "FLINK_LOG_DIR": str(self.log_dir),
+                "FLINK_PID_DIR": str(self._dir / "pid"), "FLINK_LIB_DIR": str(self._dir / "lib"),
+                "FLINK_HOME": str(self.home)}
+
+    def _write_conf(self) -> None:
+        assert self._dir is not None
+        conf = self._dir / "conf"
+        conf.mkdir(parents=True)
+        # Flink's own JVM flags for Java 17 (--add-opens ...) come with the wheel's config.
+        wheel_conf = yaml.safe_load((self.home / "conf" / "config.yaml").read_text())
+        java_opts = wheel_conf["env"]["java"]["opts"]["all"]
+        s = self.settings
+        python = str(self.python)
+        config = {
+            "env": {"java": {"opts": {"all": java_opts}}},
+            "io": {"tmp": {"dirs": str(self._dir / "tmp")}},
+            "jobmanager": {"bind-host": "127.0.0.1", "rpc": {"address": "127.0.0.1", "port": free_port()},
+                           "memory": {"process": {"size": s.jobmanager_memory}},
+                           "execution": {"failover-strategy": "region"}},
+            "taskmanager": {"bind-host": "127.0.0.1", "host": "127.0.0.1", "numberOfTaskSlots": s.slots,
+                            "memory": {"process": {"size": s.taskmanager_memory}}},
+            "rest": {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": self.rest_port},
+            "blob": {"server": {"port": free_port()}},
+            "execution": {"checkpointing": {
+                "dir": f"file://{self.checkpoints}", "savepoint-dir": f"file://{self._dir / 'savepoints'}",
+                "externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION", "num-retained": 3}},
+            # Keeps restarting while a TaskManager is gone, backing off up to 10 s between attempts.
+            "restart-strategy": {"type": "exponential-delay", "exponential-delay": {
+                "initial-backoff": "1 s", "max-backoff": "10 s", "backoff-multiplier": 2.0,
+                "reset-backoff-threshold": "1 min", "jitter-factor": 0.1, "attempts-before-reset-backoff": 1000}},
+            "heartbeat": {"interval": "2 s", "timeout": f"{s.heartbeat_timeout_ms} ms"},
+            "python": {"executable": python, "client": {"executable": python}},
+            # pemja (thread mode) must load from the parent classloader, or a second job on the
+            # same TaskManager fails with NoSuchFieldException: loadedLibraryNames.
+            "classloader": {"parent-first-patterns": {"additional": "pemja."}},
+        }
+        (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (conf / "log4j-console.properties").write_text(FLINK_LOG4J)
+        shutil.copy(self.home / "conf" / "log4j-cli.properties", conf / "log4j-cli.properties")
+        # flink-python lives in opt/; thread mode needs it on the cluster's own classpath.
+        lib = self._dir / "lib"
+        lib.mkdir()
+        for jar in [*(self.home / "lib").glob("*.jar"), *(self.home / "opt").glob("flink-python-*.jar")]:
+            (lib / jar.name).symlink_to(jar)
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        artifacts.require_java()
+        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="flink-", dir=CACHE / "tmp"))
+        self.rest_port = free_port()
+        self._write_conf()
+        t0 = time.monotonic()
+        with console.status(f"Starting Flink (JobManager + {self.settings.taskmanagers} TaskManager)"):
+            self.jobmanager = ManagedProcess("flink-jobmanager", [str(self.home / "bin" / "jobmanager.sh"),
+                                                                  "start-foreground"],
+                                             self.log_dir / "flink-jobmanager.log", env=self.env())
+            for _ in range(self.settings.taskmanagers):
+                self.start_taskmanager()
+            self.await_taskmanagers(self.settings.taskmanagers, timeout_s)
+        console.print(f"[green]✓[/] Flink ready at {self.rest} in {time.monotonic() - t0:.1f} s")
+
+    def start_taskmanager(self) -> ManagedProcess:
+        n = len(self.taskmanagers)
+        proc = ManagedProcess(f"flink-taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground"],
+                              self.log_dir / f"flink-taskmanager-{n}.log", env=self.env())
+        self.taskmanagers.append(proc)
+        return proc
+
+    def live_taskmanagers(self) -> list[ManagedProcess]:
+        return [p for p in self.taskmanagers if p.alive()]
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.rest + path, timeout=5) as resp:
+            return json.load(resp)
+
+    def await_taskmanagers(self, n: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for p in [self.jobmanager, *self.live_taskmanagers()]:
+                if p is not None and not p.alive():
+                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
+            try:
+                if self.get("/overview")["taskmanagers"] >= n:
+                    return
+            except (OSError, ValueError):  # REST not up yet
+                pass
+            if time.monotonic() > deadline:
+                p = self.jobmanager
+                assert p is not None
+                raise ClusterError(f"Flink had no {n} TaskManager(s) registered within {timeout_s:.0f} s; "
+                                   f"last lines of {p.log}:\n{tail(p.log)}")
+            time.sleep(0.5)
+
+    def cpu_seconds(self) -> float:
+        procs = [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]
+        return sum(p.cpu_seconds for p in procs)
+
+    def stop(self) -> None:
+        for p in [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]:
+            p.stop(grace_s=10)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

@@ -6,26 +6,34 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.engines.base import Engine
+from harness.engines.flink import FlinkEngine, FlinkOptions
 from harness.engines.kafka import KafkaOptions, KafkaTransactionsEngine
 
 OPTIONS: dict[str, type[BaseModel]] = {
     "kafka": KafkaOptions,
     "passthrough": KafkaOptions,
+    "flink": FlinkOptions,
 }
+
+
+def kind(name: str) -> str:
+    """`flink:at-least-once` is a second `flink` row with its own options: the engine is
+    what stands before the colon, the whole name labels the row."""
+    return name.split(":", 1)[0]
 
 
 def validate_engine_options(name: str, options: dict[str, Any] | None) -> str | None:
     """None if fine, else a sentence naming the field, the value and what is allowed."""
-    if name not in OPTIONS:
-        return f"unknown engine; allowed engines: {', '.join(OPTIONS)}"
+    if kind(name) not in OPTIONS:
+        return f"unknown engine; allowed engines: {', '.join(OPTIONS)} (optionally with a :label)"
     try:
-        OPTIONS[name].model_validate(options or {})
+        OPTIONS[kind(name)].model_validate(options or {})
     except ValidationError as err:
         parts = []
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"])
             if e["type"] == "extra_forbidden":
-                parts.append(f"{field}: unknown option; allowed: {', '.join(OPTIONS[name].model_fields)}")
+                parts.append(f"{field}: unknown option; allowed: {', '.join(OPTIONS[kind(name)].model_fields)}")
             else:
                 parts.append(f"{field}: {e['msg']} (got {e.get('input')!r})")
         return "; ".join(parts)
@@ -33,7 +41,12 @@ def validate_engine_options(name: str, options: dict[str, Any] | None) -> str | 
 
 
 def create(name: str, options: dict[str, Any] | None) -> Engine:
-    opts = OPTIONS[name].model_validate(options or {})
-    if name in ("kafka", "passthrough"):
-        return KafkaTransactionsEngine(name, opts, applies_rules=name == "kafka")
+    base = kind(name)
+    opts = OPTIONS[base].model_validate(options or {})
+    if base in ("kafka", "passthrough"):
+        assert isinstance(opts, KafkaOptions)
+        return KafkaTransactionsEngine(name, opts, applies_rules=base == "kafka")
+    if base == "flink":
+        assert isinstance(opts, FlinkOptions)
+        return FlinkEngine(name, opts)
     raise KeyError(name)

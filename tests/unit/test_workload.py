@@ -79,3 +79,10 @@ def test_bad_file_exits_2_and_starts_nothing(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout + out.stderr
     assert "rate" in out.stdout and "fast" in out.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_an_engine_may_run_twice_under_labels() -> None:
+    wl = make(engines={"flink": {}, "flink:at-least-once": {"delivery": "at_least_once"}})
+    assert list(wl.engines) == ["flink", "flink:at-least-once"]
+    msg = _error(engines={"flink:alo": {"delivery": "maybe"}})
+    assert "engines.flink:alo" in msg and "exactly_once" in msg and "at_least_once" in msg
