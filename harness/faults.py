@@ -14,7 +14,7 @@ class FaultEvent:
     fault: Fault
     injected_ns: int  # wall time of the kill: T in SPEC 4
     target: str = ""
-    restarted_ns: int | None = None
+    recovered_ns: int | None = None  # when the harness restarted / resubmitted what it hit
     error: str | None = None
 
 
@@ -39,11 +39,11 @@ class Nemesis:
             event = FaultEvent(fault, injected_ns=time.time_ns())
             self.events.append(event)
             try:
-                event.target = self.engine.kill(fault)
+                event.target = self.engine.inject(fault)
                 if not self._wait_until(fault.at_s + fault.restart_after_s):
                     return
-                self.engine.restart(fault)
-                event.restarted_ns = time.time_ns()
+                self.engine.recover(fault)
+                event.recovered_ns = time.time_ns()
             except Exception as e:  # recorded in the result; the run goes on and is judged
                 event.error = f"{type(e).__name__}: {e}"
 

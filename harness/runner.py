@@ -103,6 +103,10 @@ class EngineRun:
     def execute(self) -> dict[str, Any]:
         wl = self.wl
         setup: dict[str, float] = {}
+        unsupported = sorted({f.action for f in wl.faults} - self.engine.fault_actions)
+        if unsupported:
+            raise ClusterError(f"{self.name} cannot take the fault action(s) {', '.join(unsupported)}; "
+                               f"it supports {', '.join(sorted(self.engine.fault_actions))}")
         self.engine.prepare()
         t0 = time.monotonic()
         self.kafka.start()
@@ -221,7 +225,7 @@ class EngineRun:
             recoveries.append({
                 "fault": ev.fault.model_dump(), "target": ev.target,
                 "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),
-                "restarted_after_s": None if ev.restarted_ns is None else round((ev.restarted_ns - ev.injected_ns) / 1e9, 3),
+                "recovered_after_s": None if ev.recovered_ns is None else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3),
                 "error": ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
             })
         seconds = int(np.ceil((end_ns - start.wall_ns) / 1e9))

@@ -73,6 +73,9 @@ class KafkaSettings(Strict):
     brokers: Literal[1, 3] = 1
     partitions: int = Field(4, ge=1, le=256)
     heap_mb: int = Field(1_024, ge=256, le=16_384)
+    # Kafka 4's transaction protocol: 2 (KIP-890, the default of a new 4.x cluster) bumps the
+    # producer epoch on every commit; 1 is the protocol of Kafka 3.x.
+    transaction_version: Literal[1, 2] = 2
     transactions_topic: str = Field("transactions", min_length=1)
     decisions_topic: str = Field("decisions", min_length=1)
 
@@ -84,13 +87,25 @@ class DriverSettings(Strict):
 
 
 class Fault(Strict):
-    """At `at_s` after the load starts, kill -9 `target`, and restart it `restart_after_s` later."""
+    """At `at_s` after the load starts, hit the engine, and undo it `restart_after_s` later.
+
+    kill: kill -9 the worker `instance` (Kafka processor, Flink TaskManager with its Python
+    workers), then start a new one, as a supervisor would.
+    cancel-resubmit: cancel the job, then resubmit it from its latest retained checkpoint.
+    """
 
     at_s: float = Field(gt=0)
-    action: Literal["kill"] = "kill"
-    target: Literal["worker"] = "worker"
+    action: Literal["kill", "cancel-resubmit"] = "kill"
+    target: Literal["worker", "job"] = "worker"
     instance: int = Field(0, ge=0)
     restart_after_s: float = Field(5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _target_fits(self) -> "Fault":
+        expected = {"kill": "worker", "cancel-resubmit": "job"}[self.action]
+        if self.target != expected:
+            raise ValueError(f"action {self.action} takes target {expected!r}, got {self.target!r}")
+        return self
 
 
 class Workload(Strict):

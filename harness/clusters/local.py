@@ -100,7 +100,8 @@ class LocalKafka:
                 fmt = ManagedProcess(
                     f"kafka-format-{node}",
                     [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
-                     "format", "-t", cluster_id, "-c", str(props)],
+                     "format", "-t", cluster_id, "-c", str(props),
+                     "--feature", f"transaction.version={self.settings.transaction_version}"],
                     self.log_dir / f"kafka-{node}-format.log",
                 )
                 if fmt.popen.wait(timeout=120) != 0:
@@ -191,7 +192,10 @@ class LocalKafka:
             time.sleep(0.3)
 
     def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
-        topics = [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=config or {})
+        # Records carry event-time timestamps (Flink's sink writes the element's), which lie
+        # in the workload's virtual past: time-based retention would delete them mid-run.
+        settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
+        topics = [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=settings)
                   for n in names]
         for name, fut in self.admin().create_topics(topics, operation_timeout=30).items():
             try:
@@ -332,8 +336,13 @@ class LocalFlink:
         return [p for p in self.taskmanagers if p.alive()]
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.rest + path, timeout=5) as resp:
-            return json.load(resp)
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(self.rest + path, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
 
     def await_taskmanagers(self, n: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

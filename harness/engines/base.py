@@ -29,11 +29,14 @@ class Engine(Protocol):
     def start(self, ctx: EngineContext) -> None:
         """Deploy the pipeline and return once it consumes from the input topic."""
 
-    def kill(self, fault: Fault) -> str:
-        """Inject `fault` (kill -9 its target); returns what was killed, for the record."""
+    # The fault actions this engine can take (workload `faults[].action`).
+    fault_actions: frozenset[str]
 
-    def restart(self, fault: Fault) -> None:
-        """Bring the killed target back, as a supervisor would."""
+    def inject(self, fault: Fault) -> str:
+        """Inject `fault` (e.g. kill -9 its target); returns what was hit, for the record."""
+
+    def recover(self, fault: Fault) -> None:
+        """Undo it as operations would: restart the killed process, resubmit the job."""
 
     def check_health(self) -> list[str]:
         """Restart anything that died on its own; return a line for each, for the record."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,16 +41,20 @@ class FlinkOptions(BaseModel):
 
 class FlinkEngine:
     applies_rules = True
+    fault_actions = frozenset({"kill", "cancel-resubmit"})
 
     def __init__(self, name: str, options: FlinkOptions) -> None:
         self.name = name
         self.options = options
         self.cluster: LocalFlink | None = None
         self.job_id: str | None = None
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, Any] = {}
         self._killed: set[int] = set()
-        self._python = None
-        self._jar = None
+        self._python: Path | None = None
+        self._jar: Path | None = None
+        self._config: dict[str, Any] = {}
+        self._ctx: EngineContext | None = None
+        self._resume_from: str | None = None
 
     def prepare(self) -> None:
         if self.options.parallelism > self.options.taskmanagers * self.options.slots:
@@ -67,7 +72,8 @@ class FlinkEngine:
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
         wl = ctx.workload
-        config = {
+        self._ctx = ctx
+        self._config = {
             "engine": self.name, "bootstrap": ctx.kafka.bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
             "group_id": f"showdown-{self.name}-{ctx.run_id}", "job_name": f"showdown-{self.name}",
@@ -76,18 +82,23 @@ class FlinkEngine:
             "delivery": o.delivery, "checkpoint_interval_ms": o.checkpoint_interval_ms,
             "transaction_timeout_ms": o.transaction_timeout_ms,
         }
-        t0 = time.monotonic()
-        self.job_id = self._submit(config, ctx)
-        self._await_running(timeout_s=180)
-        self.timings["submit_to_running_s"] = round(time.monotonic() - t0, 2)
+        self.timings["submit_to_running_s"] = self._deploy(savepoint=None)
 
-    def _submit(self, config: dict[str, Any], ctx: EngineContext) -> str:
-        assert self.cluster is not None and self._jar is not None
+    def _deploy(self, savepoint: str | None) -> float:
+        """Submit the job (from `savepoint`, if given) and wait until it runs; returns seconds."""
+        t0 = time.monotonic()
+        self.job_id = self._submit(savepoint)
+        self._await_running(timeout_s=180)
+        return round(time.monotonic() - t0, 2)
+
+    def _submit(self, savepoint: str | None) -> str:
+        assert self.cluster is not None and self._jar is not None and self._ctx is not None
+        restore = ["-s", savepoint] if savepoint else []
         cli = ManagedProcess(
             f"{self.name}-submit",
             [str(self.cluster.home / "bin" / "flink"), "run", "-m", f"127.0.0.1:{self.cluster.rest_port}", "-d",
-             "-py", str(JOB), "-j", str(self._jar), json.dumps(config)],
-            ctx.log_dir / f"{self.name}-submit.log", env=self.cluster.env())
+             *restore, "-py", str(JOB), "-j", str(self._jar), json.dumps(self._config)],
+            self._ctx.log_dir / f"{self.name}-submit.log", env=self.cluster.env())
         try:
             code = cli.popen.wait(timeout=300)
         finally:
@@ -110,8 +121,10 @@ class FlinkEngine:
             time.sleep(0.5)
         raise ClusterError(f"the Flink job was not running within {timeout_s:.0f} s; see {self.cluster.log_dir}")
 
-    def kill(self, fault: Fault) -> str:
+    def inject(self, fault: Fault) -> str:
         assert self.cluster is not None
+        if fault.action == "cancel-resubmit":
+            return self._cancel()
         live = self.cluster.live_taskmanagers()
         if not live:
             raise ClusterError("no TaskManager is alive to kill")
@@ -120,9 +133,30 @@ class FlinkEngine:
         victim.kill()  # the whole process group: the TaskManager JVM and its Python workers
         return f"{victim.name} (pid {victim.pid}, with its Python workers)"
 
-    def restart(self, fault: Fault) -> None:
+    def recover(self, fault: Fault) -> None:
         assert self.cluster is not None
+        if fault.action == "cancel-resubmit":
+            assert self._resume_from is not None
+            self.timings.setdefault("resubmit_to_running_s", []).append(self._deploy(savepoint=self._resume_from))
+            return
         self.cluster.start_taskmanager()
+
+    def _cancel(self) -> str:
+        """Cancel the job; its checkpoints are retained on cancellation (config.yaml)."""
+        assert self.cluster is not None
+        job = self.job_id
+        checkpoint = self.cluster.get(f"/jobs/{job}/checkpoints")["latest"]["completed"]
+        if not checkpoint:
+            raise ClusterError("the job has no completed checkpoint to resume from yet")
+        self.cluster.request("PATCH", f"/jobs/{job}?mode=cancel")
+        deadline = time.monotonic() + 60
+        while self.cluster.get(f"/jobs/{job}")["state"] != "CANCELED":
+            if time.monotonic() > deadline:
+                raise ClusterError(f"job {job} was not cancelled within 60 s")
+            time.sleep(0.2)
+        # The newest checkpoint once the job is gone: one may have completed meanwhile.
+        self._resume_from = self.cluster.get(f"/jobs/{job}/checkpoints")["latest"]["completed"]["external_path"]
+        return f"job {job} (cancelled; resubmitted from {self._resume_from})"
 
     def check_health(self) -> list[str]:
         assert self.cluster is not None

@@ -39,6 +39,8 @@ class KafkaOptions(BaseModel):
 
 
 class KafkaTransactionsEngine:
+    fault_actions = frozenset({"kill"})
+
     def __init__(self, name: str, options: KafkaOptions, applies_rules: bool) -> None:
         self.name = name
         self.options = options
@@ -118,13 +120,13 @@ class KafkaTransactionsEngine:
         raise ClusterError(f"the {self.name} processors did not form a stable group within {timeout_s:.0f} s; "
                            f"last lines of {proc.log}:\n{tail(proc.log)}")
 
-    def kill(self, fault: Fault) -> str:
+    def inject(self, fault: Fault) -> str:
         instance = fault.instance % len(self.instances)
         self._killed.add(instance)
         self.instances[instance].kill()
         return f"{self.name}-processor-{instance} (pid {self.instances[instance].pid})"
 
-    def restart(self, fault: Fault) -> None:
+    def recover(self, fault: Fault) -> None:
         instance = fault.instance % len(self.instances)
         self._launch(instance)
         self._killed.discard(instance)

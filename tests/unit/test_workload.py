@@ -86,3 +86,9 @@ def test_an_engine_may_run_twice_under_labels() -> None:
     assert list(wl.engines) == ["flink", "flink:at-least-once"]
     msg = _error(engines={"flink:alo": {"delivery": "maybe"}})
     assert "engines.flink:alo" in msg and "exactly_once" in msg and "at_least_once" in msg
+
+
+def test_fault_action_and_target_must_fit() -> None:
+    assert "takes target 'job'" in _error(faults=[{"at_s": 3, "action": "cancel-resubmit"}])
+    wl = make(faults=[{"at_s": 3, "action": "cancel-resubmit", "target": "job"}])
+    assert wl.faults[0].action == "cancel-resubmit"
