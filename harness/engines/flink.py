@@ -55,6 +55,7 @@ class FlinkEngine:
         self._config: dict[str, Any] = {}
         self._ctx: EngineContext | None = None
         self._resume_from: str | None = None
+        self.submissions: list[Path] = []  # one CLI log per submission
 
     def prepare(self) -> None:
         if self.options.parallelism > self.options.taskmanagers * self.options.slots:
@@ -98,7 +99,8 @@ class FlinkEngine:
             f"{self.name}-submit",
             [str(self.cluster.home / "bin" / "flink"), "run", "-m", f"127.0.0.1:{self.cluster.rest_port}", "-d",
              *restore, "-py", str(JOB), "-j", str(self._jar), json.dumps(self._config)],
-            self._ctx.log_dir / f"{self.name}-submit.log", env=self.cluster.env())
+            self._ctx.log_dir / f"{self.name}-submit-{len(self.submissions)}.log", env=self.cluster.env())
+        self.submissions.append(cli.log)
         try:
             code = cli.popen.wait(timeout=300)
         finally:

@@ -1,5 +1,5 @@
-"""The smoke workload through a real Flink session cluster with the TaskManager killed
-mid-run, in both delivery modes."""
+"""The smoke workload through a real Flink session cluster, in both delivery modes, with
+the TaskManager killed and later the job cancelled and resubmitted from its checkpoint."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,9 @@ def flink_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
     # Flink needs the heartbeat timeout to notice the dead TaskManager, then a restart from
     # the last checkpoint: ~20 s, plus the 10 s of stable latency that recovery requires.
-    data.update(name="smoke-flink", duration_s=60, faults=[{"at_s": 15, "target": "worker", "restart_after_s": 3}],
+    data.update(name="smoke-flink", duration_s=90, faults=[
+        {"at_s": 12, "action": "kill", "target": "worker", "restart_after_s": 3},
+        {"at_s": 45, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}],
                 engines={"flink": {}, "flink:at-least-once": {"delivery": "at_least_once"}})
     wl = workload.parse(data, "smoke-flink")
     run_dir = runner.run(wl, "smoke-flink", yaml.safe_dump(data), tmp_path_factory.mktemp("results"))
@@ -36,11 +38,15 @@ def test_exactly_once_across_a_taskmanager_kill(flink_run: dict) -> None:
     c = e["correctness"]
     assert (c["missing"], c["duplicates"], c["wrong"], c["unexpected"]) == (0, 0, 0, 0), c["examples"]
     assert c["decisions"] == c["expected_decisions"]
-    [rec] = e["recovery"]
-    assert rec["error"] is None and "taskmanager" in rec["target"]
-    assert rec["output_gap_s"] > 1, "with the only TaskManager gone, output must stop"
-    assert rec["recovered"] and rec["recovery_time_s"] > 0, rec
-    assert e["describe"]["timings"]["cluster_start_s"] > 0 and e["describe"]["timings"]["submit_to_running_s"] > 0
+    kill, resubmit = e["recovery"]
+    assert kill["error"] is None and "taskmanager" in kill["target"]
+    assert resubmit["error"] is None and "resubmitted from" in resubmit["target"]
+    for rec in (kill, resubmit):
+        assert rec["output_gap_s"] > 1, "with the only TaskManager or the job gone, output must stop"
+        assert rec["recovered"] and rec["recovery_time_s"] > 0, rec
+    timings = e["describe"]["timings"]
+    assert timings["cluster_start_s"] > 0 and timings["submit_to_running_s"] > 0
+    assert len(timings["resubmit_to_running_s"]) == 1
     assert e["cpu_seconds"]["engine"] > 0
 
 
