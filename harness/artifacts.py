@@ -7,7 +7,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-
 from harness.errors import SetupError
 from harness.paths import CACHE, ROOT
 from harness.versions import pinned

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 from harness import workload as workload_mod
+from harness.console import console
 from harness.errors import ShowdownError
 from harness.paths import CACHE, RESULTS, WORKLOADS
 
-from harness.console import console
 DEFAULT_WORKLOAD = WORKLOADS / "fraud-default.yaml"
 UP_STATE = CACHE / "up.json"
 

@@ -56,7 +56,7 @@ def _row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
         return None
 
 
-def run(plan: CollectorPlan, stats: "Queue[tuple[str, Any]]", stop: Event) -> None:
+def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None:
     """Process entry point: collects until `stop` is set, streaming ("tick", ...) per second."""
     consumer = Consumer(consumer_config(plan.bootstrap))
     consumer.subscribe([plan.topic], on_assign=lambda c, parts: stats.put(("ready", len(parts))))

@@ -17,7 +17,6 @@ from confluent_kafka import KafkaError, Producer
 from harness.generator import encode_prefix, generate
 from harness.workload import Workload
 
-
 # The driver kept its schedule if at most this share of records went out later than
 # `driver.max_lag_ms`: a single scheduler hiccup should not void a run.
 SCHEDULE_TOLERANCE = 0.001
@@ -54,7 +53,7 @@ def producer_config(bootstrap: str, linger_ms: float) -> dict[str, Any]:
     }
 
 
-def run(bootstrap: str, wl: Workload, stats: "Queue[tuple[str, Any]]", start: "Queue[LoadStart]") -> None:
+def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queue[LoadStart]) -> None:
     """Process entry point: generates the records, reports ("ready", n), waits for the
     start instant, then sends the whole schedule, streaming ("tick", ...) per second."""
     records = generate(wl)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-_live: dict[int, "ManagedProcess"] = {}
+_live: dict[int, ManagedProcess] = {}
 _lock = threading.Lock()
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from harness.console import console as default_console
-from rich.table import Table
 
 
 def _ms(v: float | None) -> str:
@@ -27,7 +27,7 @@ def _recovery(rec: list[dict[str, Any]]) -> str:
     parts = []
     for r in rec:
         if r.get("error"):
-            parts.append(f"[red]fault failed[/]")
+            parts.append("[red]fault failed[/]")
         elif r.get("recovered"):
             parts.append(f"{r['output_gap_s']:.1f} / {r['recovery_time_s']:.1f}")
         else:

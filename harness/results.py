@@ -8,7 +8,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +60,14 @@ class RunDir:
     until the run completes, so an interrupted run still leaves what it measured."""
 
     def __init__(self, base: Path, workload_name: str) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.path = base / f"{stamp}-{workload_name}"
         suffix = 1
         while self.path.exists():
             suffix += 1
             self.path = base / f"{stamp}-{workload_name}-{suffix}"
         self.path.mkdir(parents=True)
-        self.summary: dict[str, Any] = {"status": "partial", "started_at": datetime.now(timezone.utc).isoformat(),
+        self.summary: dict[str, Any] = {"status": "partial", "started_at": datetime.now(UTC).isoformat(),
                                         "engines": []}
 
     @property
@@ -81,7 +81,7 @@ class RunDir:
 
     def finish(self, status: str, error: str | None = None) -> None:
         self.summary["status"] = status
-        self.summary["finished_at"] = datetime.now(timezone.utc).isoformat()
+        self.summary["finished_at"] = datetime.now(UTC).isoformat()
         if error:
             self.summary["error"] = error
         self.write()

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from harness import checker, collector, driver, engines, metrics
 from harness.clusters.local import LocalKafka
+from harness.console import console
 from harness.driver import DriverReport, LoadStart
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
@@ -26,7 +27,6 @@ from harness.procs import CpuSampler
 from harness.results import RunDir, metadata
 from harness.workload import Workload
 
-from harness.console import console
 LEAD_NS = 1_000_000_000  # between telling the driver to start and the first intended send
 READY_TIMEOUT_S = 120.0
 DRAIN_GRACE_S = 2.0  # after the last expected decision, keep reading for late duplicates
@@ -65,7 +65,7 @@ class LiveState:
                 f"decisions/s={self.recv_last_s} p99={self.p99} received={self.unique}/{self.expected}")
 
 
-def _expect(q: "mp.Queue[tuple[str, Any]]", kind: str, timeout_s: float, what: str,
+def _expect(q: mp.Queue[tuple[str, Any]], kind: str, timeout_s: float, what: str,
             proc: mp.process.BaseProcess) -> tuple[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -143,7 +143,7 @@ class EngineRun:
         received = np.load(out_file)
         return self._judge(setup, start, end_ns, report, collected, received)
 
-    def _observe(self, start: LoadStart, dstats: "mp.Queue[tuple[str, Any]]", cstats: "mp.Queue[tuple[str, Any]]",
+    def _observe(self, start: LoadStart, dstats: mp.Queue[tuple[str, Any]], cstats: mp.Queue[tuple[str, Any]],
                  stop: Any, drv: mp.process.BaseProcess, coll: mp.process.BaseProcess
                  ) -> tuple[DriverReport, dict[str, Any]]:
         wl = self.wl

@@ -7,14 +7,12 @@ import queue
 import time
 from typing import Any
 
-
 from harness import driver
 from harness.clusters.local import LocalKafka
+from harness.console import console
 from harness.driver import DriverReport, LoadStart
 from harness.paths import CACHE
 from harness.workload import Workload
-
-from harness.console import console
 
 
 def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport:
@@ -59,13 +57,12 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
     return report
 
 
-def collector_max_rate(base: Workload, records: int) -> float:
+def collector_max_rate(wl: Workload, records: int) -> float:
     """Decisions/s the collector reads from a backlog of `records` decisions."""
     from confluent_kafka import Producer
 
     from harness import collector
 
-    wl = base
     kafka = LocalKafka(wl.kafka, CACHE / "driver-bench-logs")
     ctx = mp.get_context("spawn")
     stats: mp.Queue[tuple[str, Any]] = ctx.Queue()

@@ -1,7 +1,7 @@
 """Workload files: the typed schema of what a run does, and errors that name the field."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +101,7 @@ class Fault(Strict):
     restart_after_s: float = Field(5.0, ge=0)
 
     @model_validator(mode="after")
-    def _target_fits(self) -> "Fault":
+    def _target_fits(self) -> Fault:
         expected = {"kill": "worker", "cancel-resubmit": "job"}[self.action]
         if self.target != expected:
             raise ValueError(f"action {self.action} takes target {expected!r}, got {self.target!r}")
@@ -129,10 +129,10 @@ class Workload(Strict):
     engines: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"kafka": {}, "passthrough": {}})
     faults: list[Fault] = []
     drain_timeout_s: float = Field(60.0, gt=0)
-    event_time_start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    event_time_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Workload":
+    def _consistent(self) -> Workload:
         if self.warmup_s >= self.duration_s:
             raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
         for i, p in enumerate(self.phases):

@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import artifacts
+from harness.console import console
 from harness.errors import ClusterError
 from harness.paths import CACHE
 from harness.procs import ManagedProcess, free_port, tail
 from harness.versions import pinned
 from harness.workload import KafkaSettings
-
-from harness.console import console
 
 LOG4J2 = """\
 Configuration:

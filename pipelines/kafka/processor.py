@@ -31,7 +31,7 @@ class UserState:
         return json.dumps({"m": self.max_et, "e": self.events}, separators=(",", ":")).encode()
 
     @classmethod
-    def decode(cls, raw: bytes) -> "UserState":
+    def decode(cls, raw: bytes) -> UserState:
         d = json.loads(raw)
         return cls(d["m"], d["e"])
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness import checker, generator, oracle
-from harness.collector import DECISION_CODES, RECEIVED, REASON_CODES
+from harness.collector import DECISION_CODES, REASON_CODES, RECEIVED
 from tests.conftest import make
 
 pytestmark = pytest.mark.selfbench

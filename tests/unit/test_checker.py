@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.checker import check
-from harness.collector import DECISION_CODES, RECEIVED, REASON_CODES
+from harness.collector import DECISION_CODES, REASON_CODES, RECEIVED
 from harness.oracle import Decision
 
 ORACLE = [

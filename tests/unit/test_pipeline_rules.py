@@ -2,12 +2,11 @@
 is a logic bug, not a delivery problem."""
 from __future__ import annotations
 
-from pipelines.kafka.processor import Rules as PipelineRules
-from pipelines.kafka.processor import UserState
-
 from harness.generator import generate
 from harness.oracle import decide
 from harness.workload import Workload
+from pipelines.kafka.processor import Rules as PipelineRules
+from pipelines.kafka.processor import UserState
 from tests.conftest import make
 
 
