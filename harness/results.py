@@ -8,7 +8,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone, UTC
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 

@@ -6,7 +6,7 @@ import multiprocessing as mp
 import queue
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ class LiveState:
     received: int = 0
     unique: int = 0
     faults: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def render(self, duration_s: float) -> Table:
         t = Table(show_header=True, header_style="bold")

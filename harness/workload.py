@@ -1,7 +1,7 @@
 """Workload files: the typed schema of what a run does, and errors that name the field."""
 from __future__ import annotations
 
-from datetime import datetime, timezone, UTC
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
 

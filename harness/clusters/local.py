@@ -125,9 +125,6 @@ class LocalKafka:
         )
         self._started.append(proc)
 
-    def kill_node(self, node: int) -> None:
-        self.nodes[node].kill()
-
     def _write_properties(self, node: int, voters: str) -> Path:
         assert self._data is not None
         port, controller = self._ports[node]
