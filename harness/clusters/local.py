@@ -342,8 +342,8 @@ class LocalFlink:
     def await_taskmanagers(self, n: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
-            for p in [self.jobmanager, *self.live_taskmanagers()]:
-                if p is not None and not p.alive():
+            for p in self._processes():
+                if not p.alive():
                     raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
             try:
                 if self.get("/overview")["taskmanagers"] >= n:
@@ -357,12 +357,14 @@ class LocalFlink:
                                    f"last lines of {p.log}:\n{tail(p.log)}")
             time.sleep(0.5)
 
+    def _processes(self) -> list[ManagedProcess]:
+        return [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]
+
     def cpu_seconds(self) -> float:
-        procs = [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]
-        return sum(p.cpu_seconds for p in procs)
+        return sum(p.cpu_seconds for p in self._processes())
 
     def stop(self) -> None:
-        for p in [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]:
+        for p in self._processes():
             p.stop(grace_s=10)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
