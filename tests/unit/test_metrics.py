@@ -68,3 +68,16 @@ def test_per_second_series() -> None:
     rows = metrics.per_second(metrics.first_copies(h), 0, 3)
     assert [r["received"] for r in rows] == [100, 100, 100]
     assert rows[0]["p99_ms"] == 10
+
+
+def test_bursty_output_recovers() -> None:
+    """An engine that commits once every 1.2 s receives nothing in some 1-s windows
+    without anything being late: those windows must not void its recovery."""
+    sent = np.arange(0, 60 * 100) * (S // 100)  # 100 records/s for 60 s
+    commit = (sent // (1200 * MS) + 1) * (1200 * MS)  # visible at the next commit
+    commit[(sent >= 20 * S) & (sent < 25 * S)] = 25 * S + 500 * MS  # a 5-s outage at 20 s
+    h = history(commit, commit - sent)
+    r = metrics.recovery(h, metrics.first_copies(h), 20 * S, 0, 60 * S)
+    assert r.recovered, r
+    assert 5 <= r.recovery_time_s <= 8
+    assert r.output_gap_s == 4.8  # last commit before the outage at 20.4 s, next at 25.2 s
