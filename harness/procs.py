@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 _live: dict[int, ManagedProcess] = {}
 _lock = threading.Lock()
 
@@ -50,6 +52,7 @@ class ManagedProcess:
         self.pid = self.popen.pid
         self.started_ns = time.time_ns()
         self.cpu_seconds = 0.0
+        self._cpu_by_process: dict[tuple[int, float], float] = {}
         with _lock:
             _live[self.pid] = self
 
@@ -59,21 +62,33 @@ class ManagedProcess:
     def kill(self) -> None:
         """SIGKILL the whole group at once: a crash, as a fault injector wants it."""
         self.sample_cpu()
+        strays = self._descendants()
         self._signal_group(signal.SIGKILL)
+        kill_all(strays)
         self._reap(timeout=30)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the group, then SIGKILL whatever is left after `grace_s`."""
         self.sample_cpu()
+        strays = self._descendants()
         if self.alive():
             self._signal_group(signal.SIGTERM)
             try:
                 self.popen.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
                 pass
-        # Children may outlive the leader (e.g. a JVM's Python workers): kill the group.
+        # Children may outlive the leader (e.g. a JVM's Python workers): kill the group,
+        # and the descendants that made themselves a group of their own (Spark's
+        # pyspark.daemon does).
         self._signal_group(signal.SIGKILL)
+        kill_all(strays)
         self._reap(timeout=30)
+
+    def _descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
 
     def _signal_group(self, sig: signal.Signals) -> None:
         try:
@@ -91,24 +106,32 @@ class ManagedProcess:
             _live.pop(self.pid, None)
 
     def sample_cpu(self) -> float:
-        """CPU seconds used so far by the group's live processes. Kept as the high-water
-        mark, since a killed process can no longer be asked."""
-        import psutil
-
+        """CPU seconds used so far by the process and its descendants. Each one's last
+        sample is kept, since a killed process (a Spark executor a fault hit, say) can no
+        longer be asked, while its replacement starts counting from zero."""
         try:
             leader = psutil.Process(self.pid)
             procs = [leader, *leader.children(recursive=True)]
-            total = 0.0
-            for p in procs:
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.NoSuchProcess:
-                    pass
-            self.cpu_seconds = max(self.cpu_seconds, total)
+        except psutil.NoSuchProcess:
+            return self.cpu_seconds
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                self._cpu_by_process[(p.pid, p.create_time())] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        self.cpu_seconds = sum(self._cpu_by_process.values())
+        return self.cpu_seconds
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """SIGKILL each of `procs` still alive (psutil checks it is the same process, not a
+    reused PID)."""
+    for p in procs:
+        try:
+            p.kill()
         except psutil.NoSuchProcess:
             pass
-        return self.cpu_seconds
 
 
 class CpuSampler:

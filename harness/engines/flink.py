@@ -20,6 +20,7 @@ from harness.versions import pinned
 from harness.workload import Fault
 
 JOB = PIPELINES / "flink" / "job.py"
+RULES = PIPELINES / "rules.py"
 
 
 class FlinkOptions(BaseModel):
@@ -41,7 +42,7 @@ class FlinkOptions(BaseModel):
 
 class FlinkEngine:
     applies_rules = True
-    fault_actions = frozenset({"kill", "cancel-resubmit"})
+    fault_actions = frozenset({"kill:worker", "cancel-resubmit:job"})
 
     def __init__(self, name: str, options: FlinkOptions) -> None:
         self.name = name
@@ -98,7 +99,7 @@ class FlinkEngine:
         cli = ManagedProcess(
             f"{self.name}-submit",
             [str(self.cluster.home / "bin" / "flink"), "run", "-m", f"127.0.0.1:{self.cluster.rest_port}", "-d",
-             *restore, "-py", str(JOB), "-j", str(self._jar), json.dumps(self._config)],
+             *restore, "-py", str(JOB), "-pyfs", str(RULES), "-j", str(self._jar), json.dumps(self._config)],
             self._ctx.log_dir / f"{self.name}-submit-{len(self.submissions)}.log", env=self.cluster.env())
         self.submissions.append(cli.log)
         try:

@@ -7,6 +7,7 @@ Kafka, transactions and read_committed impose on every architecture.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -39,7 +40,7 @@ class KafkaOptions(BaseModel):
 
 
 class KafkaTransactionsEngine:
-    fault_actions = frozenset({"kill"})
+    fault_actions = frozenset({"kill:worker"})
 
     def __init__(self, name: str, options: KafkaOptions, applies_rules: bool) -> None:
         self.name = name
@@ -82,6 +83,7 @@ class KafkaTransactionsEngine:
             f"{self.name}-processor-{instance}",
             [sys.executable, "-u", str(PROCESSOR), json.dumps(self._config(instance))],
             self._ctx.log_dir / f"{self.name}-processor-{instance}.log",
+            env={**os.environ, "PYTHONPATH": str(PIPELINES)},  # for pipelines/rules.py
         )
         self.instances[instance] = proc
         self._started.append(proc)

@@ -26,6 +26,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from rules import Rules, UserState  # pipelines/rules.py, shipped with -pyfs (see harness/engines/flink.py)
 
 # (txn_id, user_id, amount_cents, event_time_ms, sent_ns)
 TXN = Types.TUPLE([Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG()])
@@ -45,11 +46,7 @@ class Decide(KeyedProcessFunction):
     """Per user: the retained (event_time_ms, amount) events and max_et, in arrival order."""
 
     def __init__(self, rules: dict[str, int], engine: str) -> None:
-        self.w = rules["window_s"] * 1000
-        self.v = rules["velocity_window_s"] * 1000
-        self.lateness = rules["allowed_lateness_s"] * 1000
-        self.limit = rules["spend_limit_cents"]
-        self.vlimit = rules["velocity_limit"]
+        self.rules = Rules(rules)
         self.engine = engine
 
     def open(self, ctx: RuntimeContext) -> None:
@@ -61,28 +58,15 @@ class Decide(KeyedProcessFunction):
                            "spend_cents": spend, "count": count, "engine": self.engine}, separators=(",", ":"))
 
     def process_element(self, r: tuple, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
-        t, amount = r[3], r[2]
-        m = self.max_et.value()
-        if m is not None and t < m - self.lateness:
-            yield self._out(r, "LATE", None, 0, 0)
-            return
-        m = t if m is None else max(m, t)
-        self.max_et.update(m)
-        horizon = m - self.lateness - self.w  # at or below: can never count again
-        kept = [(et, a) for et, a in (self.events.get() or []) if et > horizon]
-        kept.append((t, amount))
-        self.events.update(kept)
-        spend = sum(a for et, a in kept if t - self.w < et <= t)
-        count = sum(1 for et, _ in kept if t - self.v < et <= t)
-        # Eviction by event-time timer: when the watermark passes the point where this
-        # event can no longer count for anything this user sends.
-        ctx.timer_service().register_event_time_timer(t + self.w + self.lateness)
-        if spend > self.limit:
-            yield self._out(r, "BLOCK", "spend", spend, count)
-        elif count > self.vlimit:
-            yield self._out(r, "BLOCK", "velocity", spend, count)
-        else:
-            yield self._out(r, "APPROVE", None, spend, count)
+        st = UserState(self.max_et.value(), [[et, a] for et, a in (self.events.get() or [])])
+        decision, reason, spend, count = self.rules.apply(st, r[3], r[2])
+        if decision != "LATE":
+            self.max_et.update(st.max_et)
+            self.events.update([(et, a) for et, a in st.events])
+            # Eviction by event-time timer: when the watermark passes the point where this
+            # event can no longer count for anything this user sends.
+            ctx.timer_service().register_event_time_timer(r[3] + self.rules.w + self.rules.lateness)
+        yield self._out(r, decision, reason, spend, count)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
         # The user's own max_et decides, not the watermark: a user with no recent events
@@ -90,7 +74,7 @@ class Decide(KeyedProcessFunction):
         m = self.max_et.value()
         if m is None:
             return
-        kept = [(et, a) for et, a in (self.events.get() or []) if et > m - self.lateness - self.w]
+        kept = [(et, a) for et, a in (self.events.get() or []) if et > m - self.rules.lateness - self.rules.w]
         if kept:
             self.events.update(kept)
         else:

@@ -18,56 +18,7 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
-
-
-class UserState:
-    __slots__ = ("max_et", "events")
-
-    def __init__(self, max_et: int | None = None, events: list[list[int]] | None = None) -> None:
-        self.max_et = max_et
-        self.events = events if events is not None else []  # [event_time_ms, amount], arrival order
-
-    def encode(self) -> bytes:
-        return json.dumps({"m": self.max_et, "e": self.events}, separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes) -> UserState:
-        d = json.loads(raw)
-        return cls(d["m"], d["e"])
-
-
-class Rules:
-    def __init__(self, cfg: dict[str, int]) -> None:
-        self.w = cfg["window_s"] * 1000
-        self.v = cfg["velocity_window_s"] * 1000
-        self.lateness = cfg["allowed_lateness_s"] * 1000
-        self.limit = cfg["spend_limit_cents"]
-        self.vlimit = cfg["velocity_limit"]
-
-    def apply(self, st: UserState, t: int, amount: int) -> tuple[str, str | None, int, int]:
-        if st.max_et is not None and t < st.max_et - self.lateness:
-            return "LATE", None, 0, 0
-        st.max_et = t if st.max_et is None else max(st.max_et, t)
-        st.events.append([t, amount])
-        horizon = st.max_et - self.lateness - self.w  # at or below: can never count again
-        kept = []
-        spend = count = 0
-        for e in st.events:
-            et = e[0]
-            if et <= horizon:
-                continue
-            kept.append(e)
-            if et <= t:
-                if et > t - self.w:
-                    spend += e[1]
-                if et > t - self.v:
-                    count += 1
-        st.events = kept
-        if spend > self.limit:
-            return "BLOCK", "spend", spend, count
-        if count > self.vlimit:
-            return "BLOCK", "velocity", spend, count
-        return "APPROVE", None, spend, count
+from rules import Rules, UserState  # pipelines/rules.py, on PYTHONPATH (see harness/engines/kafka.py)
 
 
 class Processor:

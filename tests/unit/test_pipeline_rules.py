@@ -1,12 +1,12 @@
-"""The Kafka pipeline's rule code against the oracle, without Kafka: a disagreement here
+"""The pipelines' shared rule code (pipelines/rules.py) against the oracle, without Kafka: a disagreement here
 is a logic bug, not a delivery problem."""
 from __future__ import annotations
 
 from harness.generator import generate
 from harness.oracle import decide
 from harness.workload import Workload
-from pipelines.kafka.processor import Rules as PipelineRules
-from pipelines.kafka.processor import UserState
+from pipelines.rules import Rules as PipelineRules
+from pipelines.rules import UserState
 from tests.conftest import make
 
 
