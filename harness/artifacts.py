@@ -7,12 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from harness.console import console
 from harness.errors import SetupError
 from harness.paths import CACHE, ROOT
 from harness.versions import pinned
 
 POM = ROOT / "artifacts" / "pom.xml"
-from harness.console import console
 
 
 def require_tool(name: str, install_hint: str) -> str:
@@ -32,7 +32,8 @@ def jars(component: str) -> Path:
     Resolved once per version set; later calls only check the completion marker,
     so runs work offline once the first resolution succeeded.
     """
-    props = {f"{component}.{k}": str(v) for k, v in pinned()[component].items()}
+    # Lists (e.g. a runtime's Python packages) are not Maven properties.
+    props = {f"{component}.{k}": str(v) for k, v in pinned()[component].items() if not isinstance(v, list)}
     digest = hashlib.sha256(json.dumps(props, sort_keys=True).encode()).hexdigest()[:12]
     target = CACHE / "jars" / f"{component}-{digest}"
     marker = target / ".complete"

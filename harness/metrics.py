@@ -71,8 +71,15 @@ class Recovery:
     final_p99_ms: float | None  # the rolling p99 where the run ended: what it reached
 
 
-def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_from_ns: int, end_ns: int) -> Recovery:
+def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_from_ns: int, end_ns: int,
+             baseline_until_ns: int | None = None, next_fault_ns: int | None = None) -> Recovery:
     """Output gap and recovery time of one fault injected at `fault_ns` (SPEC 4).
+
+    The pre-fault p99 is taken over decisions received from `measure_from_ns` until
+    `baseline_until_ns` (default: the fault). With several faults in a run the caller
+    passes the first fault's time, so a later fault is judged against the steady state,
+    not against the previous fault's spike. A later fault also ends this one's window:
+    what happens after `next_fault_ns` is that fault's doing.
 
     Recovered at the first instant x after the fault from which the rolling 1-second p99
     (evaluated every 100 ms) stays within max(2 x pre-fault p99, pre-fault p99 + 100 ms)
@@ -82,17 +89,18 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
     without anything being late, while an engine that emits nothing during an outage
     shows its growing backlog. A window with neither is not within.
     """
+    if next_fault_ns is not None:
+        end_ns = min(end_ns, next_fault_ns)
     recv_all = np.sort(received["recv_ns"])
-    after = recv_all[recv_all >= fault_ns]
-    if len(after):
-        gap_ns = int(np.diff(np.concatenate(([fault_ns], after))).max())
-    else:
-        gap_ns = end_ns - fault_ns
+    after = recv_all[(recv_all >= fault_ns) & (recv_all <= end_ns)]
+    # Silence up to the next fault is a gap; after the last fault the run's end is only the drain.
+    edges = [fault_ns, *after, *([end_ns] if next_fault_ns is not None else [])]
+    gap_ns = int(np.diff(edges).max()) if len(edges) > 1 else end_ns - fault_ns
     order = np.argsort(first["recv_ns"])
     recv = first["recv_ns"][order]
     lat = (first["recv_ns"] - first["sent_ns"])[order]
     sent = first["sent_ns"][order]
-    pre = lat[(recv >= measure_from_ns) & (recv < fault_ns)]
+    pre = lat[(recv >= measure_from_ns) & (recv < (baseline_until_ns or fault_ns))]
     if len(pre) == 0:
         return Recovery(fault_ns, gap_ns / 1e9, False, None, None, None, None, None)
     pre_p99 = percentiles(pre, [99])[0]

@@ -102,10 +102,6 @@ class EngineRun:
     def execute(self) -> dict[str, Any]:
         wl = self.wl
         setup: dict[str, float] = {}
-        unsupported = sorted({f.action for f in wl.faults} - self.engine.fault_actions)
-        if unsupported:
-            raise ClusterError(f"{self.name} cannot take the fault action(s) {', '.join(unsupported)}; "
-                               f"it supports {', '.join(sorted(self.engine.fault_actions))}")
         self.engine.prepare()
         t0 = time.monotonic()
         self.kafka.start()
@@ -219,8 +215,11 @@ class EngineRun:
         correctness = checker.check(received, self.oracle, self.engine.applies_rules, collected["malformed"])
         recoveries = []
         assert self.nemesis is not None
-        for ev in self.nemesis.events:
-            rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns)
+        events = self.nemesis.events
+        for i, ev in enumerate(events):
+            rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns,
+                                   baseline_until_ns=events[0].injected_ns,
+                                   next_fault_ns=events[i + 1].injected_ns if i + 1 < len(events) else None)
             recoveries.append({
                 "fault": ev.fault.model_dump(), "target": ev.target,
                 "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),

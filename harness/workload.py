@@ -1,7 +1,7 @@
 """Workload files: the typed schema of what a run does, and errors that name the field."""
 from __future__ import annotations
 
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,23 +89,35 @@ class DriverSettings(Strict):
 class Fault(Strict):
     """At `at_s` after the load starts, hit the engine, and undo it `restart_after_s` later.
 
-    kill: kill -9 the worker `instance` (Kafka processor, Flink TaskManager with its Python
-    workers), then start a new one, as a supervisor would.
-    cancel-resubmit: cancel the job, then resubmit it from its latest retained checkpoint.
+    kill worker: kill -9 the worker `instance` (Kafka processor; Flink TaskManager with its
+    Python workers; Spark Worker with its executor), then start a new one, as a supervisor
+    would. kill executor (Spark): kill -9 an executor JVM; its Worker starts a new one.
+    kill driver (Spark): kill -9 the driver, then restart the query from its checkpoint.
+    cancel-resubmit job (Flink): cancel the job, then resubmit it from its latest
+    retained checkpoint.
     """
 
     at_s: float = Field(gt=0)
     action: Literal["kill", "cancel-resubmit"] = "kill"
-    target: Literal["worker", "job"] = "worker"
+    target: Literal["worker", "executor", "driver", "job"] = "worker"
     instance: int = Field(0, ge=0)
     restart_after_s: float = Field(5.0, ge=0)
 
     @model_validator(mode="after")
     def _target_fits(self) -> Fault:
-        expected = {"kill": "worker", "cancel-resubmit": "job"}[self.action]
-        if self.target != expected:
-            raise ValueError(f"action {self.action} takes target {expected!r}, got {self.target!r}")
+        allowed = TARGETS[self.action]
+        if self.target not in allowed:
+            raise ValueError(f"action {self.action} takes target {' or '.join(map(repr, allowed))}, "
+                             f"got {self.target!r}")
         return self
+
+    @property
+    def kind(self) -> str:
+        """`action:target`, what engines list in their `fault_actions`."""
+        return f"{self.action}:{self.target}"
+
+
+TARGETS = {"kill": ("worker", "executor", "driver"), "cancel-resubmit": ("job",)}
 
 
 class Workload(Strict):
@@ -207,10 +219,10 @@ def parse(data: Any, source: str = "workload") -> Workload:
         wl = Workload.model_validate(data)
     except ValidationError as err:
         raise WorkloadError(_describe(err, source)) from None
-    from harness.engines import validate_engine_options
+    from harness.engines import unsupported_faults, validate_engine_options
 
     for name, options in wl.engines.items():
-        problem = validate_engine_options(name, options)
+        problem = validate_engine_options(name, options) or unsupported_faults(name, wl.faults)
         if problem:
             raise WorkloadError(f"{source}: invalid workload\n  engines.{name}: {problem}")
     return wl

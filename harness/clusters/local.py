@@ -369,3 +369,117 @@ class LocalFlink:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    worker_cores: int
+    worker_memory: str
+    daemon_memory: str  # heap of the Master and Worker JVMs themselves
+
+
+class LocalSpark:
+    """A Spark standalone cluster (Master + Workers) run from the distribution inside the
+    pyspark wheel. `bin/spark-class` execs the JVM, so each recorded PID is the JVM's."""
+
+    def __init__(self, settings: SparkSettings, python: Path, log_dir: Path) -> None:
+        self.settings = settings
+        self.python = python
+        self.log_dir = log_dir
+        self.home = Path(subprocess.run(
+            [str(python), "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
+            capture_output=True, text=True, check=True).stdout.strip())
+        self.master: ManagedProcess | None = None
+        self.workers: list[ManagedProcess] = []  # every one started, also the killed ones
+        self._dir: Path | None = None
+        self.port = 0
+        self.ui_port = 0
+
+    @property
+    def url(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    @property
+    def scratch(self) -> Path:
+        assert self._dir is not None
+        return self._dir
+
+    def env(self) -> dict[str, str]:
+        assert self._dir is not None
+        return {**os.environ, "SPARK_HOME": str(self.home), "SPARK_LOCAL_IP": "127.0.0.1",
+                "SPARK_LOG_DIR": str(self.log_dir), "SPARK_PID_DIR": str(self._dir),
+                # Shuffle and block-manager scratch; Spark's default is /tmp.
+                "SPARK_LOCAL_DIRS": str(self._dir / "local"),
+                "SPARK_DAEMON_MEMORY": self.settings.daemon_memory,
+                # The standalone REST submission server would open port 6066.
+                "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
+                "PYSPARK_PYTHON": str(self.python), "PYSPARK_DRIVER_PYTHON": str(self.python)}
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        artifacts.require_java()
+        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="spark-", dir=CACHE / "tmp"))
+        self.port, self.ui_port = free_port(), free_port()
+        t0 = time.monotonic()
+        with console.status("Starting Spark (Master + 1 Worker)"):
+            self.master = ManagedProcess(
+                "spark-master", [str(self.home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+                                 "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)],
+                self.log_dir / "spark-master.log", env=self.env())
+            self.start_worker()
+            self.await_workers(1, timeout_s)
+        console.print(f"[green]✓[/] Spark ready at {self.url} in {time.monotonic() - t0:.1f} s")
+
+    def start_worker(self) -> ManagedProcess:
+        n = len(self.workers)
+        s = self.settings
+        work = self.scratch / f"worker-{n}"
+        proc = ManagedProcess(
+            f"spark-worker-{n}",
+            [str(self.home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker", self.url,
+             "--host", "127.0.0.1", "--port", str(free_port()), "--webui-port", str(free_port()),
+             "--cores", str(s.worker_cores), "--memory", s.worker_memory, "--work-dir", str(work)],
+            self.log_dir / f"spark-worker-{n}.log", env=self.env())
+        self.workers.append(proc)
+        return proc
+
+    def live_workers(self) -> list[ManagedProcess]:
+        return [p for p in self.workers if p.alive()]
+
+    def state(self) -> dict[str, Any]:
+        # /json redirects to /json/.
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    def await_workers(self, n: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # Workers killed earlier by a fault are expected to be dead; the newest is not.
+            for p in (self.master, self.workers[-1] if self.workers else None):
+                if p is not None and not p.alive():
+                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
+            try:
+                alive = [w for w in self.state()["workers"] if w["state"] == "ALIVE"]
+                if len(alive) >= n:
+                    return
+            except (OSError, ValueError):  # the master's UI is not up yet
+                pass
+            if time.monotonic() > deadline:
+                p = self.workers[-1] if self.workers else self.master
+                assert p is not None
+                raise ClusterError(f"Spark had no {n} ALIVE worker(s) within {timeout_s:.0f} s; "
+                                   f"last lines of {p.log}:\n{tail(p.log)}")
+            time.sleep(0.5)
+
+    def _processes(self) -> list[ManagedProcess]:
+        return [*self.workers, *([self.master] if self.master else [])]
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds for p in self._processes())
+
+    def stop(self) -> None:
+        for p in self._processes():
+            p.stop(grace_s=10)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

@@ -8,11 +8,22 @@ from pydantic import BaseModel, ValidationError
 from harness.engines.base import Engine
 from harness.engines.flink import FlinkEngine, FlinkOptions
 from harness.engines.kafka import KafkaOptions, KafkaTransactionsEngine
+from harness.engines.spark import SparkEngine, SparkOptions
+from harness.workload import Fault
 
 OPTIONS: dict[str, type[BaseModel]] = {
     "kafka": KafkaOptions,
     "passthrough": KafkaOptions,
     "flink": FlinkOptions,
+    "spark": SparkOptions,
+}
+
+
+FAULTS: dict[str, frozenset[str]] = {
+    "kafka": KafkaTransactionsEngine.fault_actions,
+    "passthrough": KafkaTransactionsEngine.fault_actions,
+    "flink": FlinkEngine.fault_actions,
+    "spark": SparkEngine.fault_actions,
 }
 
 
@@ -40,6 +51,15 @@ def validate_engine_options(name: str, options: dict[str, Any] | None) -> str | 
     return None
 
 
+def unsupported_faults(name: str, faults: list[Fault]) -> str | None:
+    """None if engine `name` can take every fault, else a sentence saying what it can take."""
+    missing = sorted({f.kind for f in faults} - FAULTS[kind(name)])
+    if not missing:
+        return None
+    return (f"cannot take the fault(s) {', '.join(missing)} (action:target); "
+            f"it takes {', '.join(sorted(FAULTS[kind(name)]))}")
+
+
 def create(name: str, options: dict[str, Any] | None) -> Engine:
     base = kind(name)
     opts = OPTIONS[base].model_validate(options or {})
@@ -49,4 +69,7 @@ def create(name: str, options: dict[str, Any] | None) -> Engine:
     if base == "flink":
         assert isinstance(opts, FlinkOptions)
         return FlinkEngine(name, opts)
+    if base == "spark":
+        assert isinstance(opts, SparkOptions)
+        return SparkEngine(name, opts)
     raise KeyError(name)

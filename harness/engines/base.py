@@ -29,7 +29,7 @@ class Engine(Protocol):
     def start(self, ctx: EngineContext) -> None:
         """Deploy the pipeline and return once it consumes from the input topic."""
 
-    # The fault actions this engine can take (workload `faults[].action`).
+    # The faults this engine can take, as `action:target` (workload `faults[]`).
     fault_actions: frozenset[str]
 
     def inject(self, fault: Fault) -> str:

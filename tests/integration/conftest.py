@@ -6,12 +6,24 @@ import psutil
 import pytest
 
 from harness import procs
+from harness.paths import CACHE
+
+
+def _ours() -> set[int]:
+    """Processes running something from this repo's cache (venvs, jars, scratch), wherever
+    they hang in the process tree: an orphan is re-parented to init."""
+    found = set()
+    for p in psutil.process_iter(["cmdline"]):
+        if str(CACHE) in " ".join(p.info["cmdline"] or []):
+            found.add(p.pid)
+    return found
 
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
     """Every test that starts a cluster leaves nothing running, pass or fail."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before_ours = _ours()
     try:
         yield
     finally:
@@ -23,3 +35,5 @@ def no_leftover_processes() -> Iterator[None]:
             if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
             and "resource_tracker" not in " ".join(p.cmdline())]
     assert not left, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in left]}"
+    orphans = _ours() - before_ours
+    assert not orphans, f"orphaned processes of this run: {[(p, psutil.Process(p).cmdline()[:3]) for p in orphans]}"

@@ -81,3 +81,20 @@ def test_bursty_output_recovers() -> None:
     assert r.recovered, r
     assert 5 <= r.recovery_time_s <= 8
     assert r.output_gap_s == 4.8  # last commit before the outage at 20.4 s, next at 25.2 s
+
+
+def test_a_later_fault_is_judged_against_the_steady_state_and_ends_the_earlier_window() -> None:
+    """Fault A at 20 s spikes latency to 2 s until 40 s; fault B at 30 s. B's baseline is the
+    steady state before A (10 ms), not A's spike; A cannot recover inside its 10-s window
+    before B, and B's silence does not count as A's gap."""
+    recv = np.arange(0, 6000) * (S // 100)  # 60 s at 100/s
+    recv = recv[~(((recv >= 20 * S) & (recv < 21 * S)) | ((recv >= 30 * S) & (recv < 33 * S)))]
+    lat = np.full(len(recv), 10 * MS)
+    lat[(recv >= 21 * S) & (recv < 40 * S)] = 2000 * MS
+    h = history(recv, lat)
+    first = metrics.first_copies(h)
+    a = metrics.recovery(h, first, 20 * S, 0, 60 * S, baseline_until_ns=20 * S, next_fault_ns=30 * S)
+    b = metrics.recovery(h, first, 30 * S, 0, 60 * S, baseline_until_ns=20 * S)
+    assert abs(a.output_gap_s - 1.0) < 0.02 and not a.recovered
+    assert abs(b.output_gap_s - 3.0) < 0.02
+    assert b.pre_fault_p99_ms == 10 and b.recovered and 10.9 <= b.recovery_time_s <= 11.1

@@ -90,5 +90,11 @@ def test_an_engine_may_run_twice_under_labels() -> None:
 
 def test_fault_action_and_target_must_fit() -> None:
     assert "takes target 'job'" in _error(faults=[{"at_s": 3, "action": "cancel-resubmit"}])
-    wl = make(faults=[{"at_s": 3, "action": "cancel-resubmit", "target": "job"}])
-    assert wl.faults[0].action == "cancel-resubmit"
+    wl = make(engines={"flink": {}}, faults=[{"at_s": 3, "action": "cancel-resubmit", "target": "job"}])
+    assert wl.faults[0].kind == "cancel-resubmit:job"
+
+
+def test_every_engine_must_take_every_fault() -> None:
+    msg = _error(engines={"spark": {}, "kafka": {}}, faults=[{"at_s": 3, "action": "kill", "target": "driver"}])
+    assert "engines.kafka" in msg and "kill:driver" in msg and "kill:worker" in msg
+    assert make(engines={"spark": {}}, faults=[{"at_s": 3, "target": "executor"}]).faults[0].kind == "kill:executor"

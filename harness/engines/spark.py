@@ -1,0 +1,260 @@
+"""The Spark architecture: the PySpark Structured Streaming query in pipelines/spark/ on a
+standalone cluster, its driver run by the harness in client mode."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import psutil
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import artifacts, venvs
+from harness.clusters.local import LocalSpark, SparkSettings
+from harness.engines.base import EngineContext
+from harness.errors import ClusterError
+from harness.paths import PIPELINES
+from harness.procs import ManagedProcess, free_port, kill_all, tail
+from harness.versions import pinned
+from harness.workload import Fault
+
+JOB = PIPELINES / "spark" / "job.py"
+RULES = PIPELINES / "rules.py"
+EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
+STATE_STORES = {
+    "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+}
+
+
+class SparkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # kafka: Spark's own Kafka sink (at-least-once). transactional: foreachBatch with one
+    # Kafka transaction per micro-batch, skipping batches already committed.
+    sink: Literal["kafka", "transactional"] = "kafka"
+    # 0: start the next micro-batch as soon as the previous one ends.
+    trigger_interval_ms: int = Field(0, ge=0, le=600_000)
+    # Partitions of the per-user state (fixed for the life of a checkpoint).
+    shuffle_partitions: int = Field(2, ge=1, le=200)
+    state_store: Literal["rocksdb", "hdfs"] = "rocksdb"
+    worker_cores: int = Field(2, ge=1, le=64)
+    worker_memory: str = Field("2g", pattern=r"^\d+[mg]$")
+    executor_memory: str = Field("1g", pattern=r"^\d+[mg]$")
+    driver_memory: str = Field("1g", pattern=r"^\d+[mg]$")
+    daemon_memory: str = Field("512m", pattern=r"^\d+[mg]$")
+    transaction_timeout_ms: int = Field(60_000, ge=10_000, le=900_000)
+
+
+def _jar_artifact(path: Path) -> str:
+    return re.sub(r"-\d[^-]*(-[A-Za-z0-9.]+)?\.jar$", "", path.name)
+
+
+class SparkEngine:
+    applies_rules = True
+    fault_actions = frozenset({"kill:worker", "kill:executor", "kill:driver"})
+
+    def __init__(self, name: str, options: SparkOptions) -> None:
+        self.name = name
+        self.options = options
+        self.cluster: LocalSpark | None = None
+        self.drivers: list[ManagedProcess] = []  # one per submission, also the killed ones
+        self.timings: dict[str, Any] = {}
+        self._killed: set[int] = set()
+        self._python: Path | None = None
+        self._jars: list[Path] = []
+        self._ctx: EngineContext | None = None
+        self._config: dict[str, Any] = {}
+        self._progress: Path | None = None
+
+    def prepare(self) -> None:
+        spark = pinned()["spark"]
+        self._python = venvs.ensure("spark", [f"pyspark=={spark['version']}", *spark["python"]])
+        home = Path(self._python).parent.parent / "lib"
+        bundled = {_jar_artifact(j) for j in home.glob("python*/site-packages/pyspark/jars/*.jar")}
+        # The connector's dependencies also list Hadoop, Scala and slf4j jars the
+        # distribution already has (some in other versions): pass only what it lacks.
+        self._jars = sorted(j for j in artifacts.jars("spark").glob("*.jar") if _jar_artifact(j) not in bundled)
+        if not any(j.name.startswith("spark-sql-kafka") for j in self._jars):
+            raise ClusterError(f"the Spark Kafka connector jar is missing from {artifacts.jars('spark')}")
+
+    def start(self, ctx: EngineContext) -> None:
+        assert self._python is not None
+        o = self.options
+        self._ctx = ctx
+        self.cluster = LocalSpark(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory),
+                                  self._python, ctx.log_dir)
+        t0 = time.monotonic()
+        self.cluster.start()
+        self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
+        wl = ctx.workload
+        commit_topic = f"{wl.kafka.decisions_topic}-{self.name.replace(':', '-')}-batches"
+        if o.sink == "transactional":
+            ctx.kafka.create_topics(1, [commit_topic])
+        self._progress = ctx.log_dir / f"{self.name}-progress.jsonl"
+        self._config = {
+            "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.bootstrap,
+            "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
+            "commit_topic": commit_topic, "transactional_id": f"showdown-{self.name}-{ctx.run_id}",
+            "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.rules.model_dump(),
+            "sink": o.sink, "trigger_interval_ms": o.trigger_interval_ms,
+            "checkpoint": str(self.cluster.scratch / "checkpoint"), "progress_file": str(self._progress),
+        }
+        self.timings["submit_to_first_batch_s"] = self._submit()
+
+    def _submit(self, timeout_s: float = 240) -> float:
+        """Start a driver (resuming from the checkpoint if there is one) and wait for its
+        first completed micro-batch; returns the seconds that took."""
+        assert self.cluster is not None and self._ctx is not None and self._progress is not None
+        o = self.options
+        conf = {
+            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+            "spark.ui.port": str(free_port()), "spark.ui.showConsoleProgress": "false",
+            "spark.executor.memory": o.executor_memory, "spark.executor.cores": str(o.worker_cores),
+            "spark.cores.max": str(o.worker_cores), "spark.pyspark.python": str(self._python),
+            "spark.sql.shuffle.partitions": str(o.shuffle_partitions),
+            "spark.sql.streaming.stateStore.providerClass": STATE_STORES[o.state_store],
+            # Stateful queries cannot use it, and say so on every batch.
+            "spark.sql.adaptive.enabled": "false",
+        }
+        n = len(self.drivers)
+        t0 = time.monotonic()
+        started = time.time()
+        driver = ManagedProcess(
+            f"{self.name}-driver-{n}",
+            [str(self.cluster.home / "bin" / "spark-submit"), "--master", self.cluster.url, "--deploy-mode", "client",
+             "--driver-memory", o.driver_memory, "--jars", ",".join(str(j) for j in self._jars),
+             "--py-files", str(RULES), *(a for k, v in conf.items() for a in ("--conf", f"{k}={v}")),
+             str(JOB), json.dumps(self._config)],
+            self._ctx.log_dir / f"{self.name}-driver-{n}.log", env=self.cluster.env())
+        self.drivers.append(driver)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not driver.alive():
+                raise ClusterError(f"the Spark driver exited (code {driver.popen.returncode}); "
+                                   f"last lines of {driver.log}:\n{tail(driver.log)}")
+            if any(e["event"] == "progress" and e["wall"] >= started for e in self._events()):
+                return round(time.monotonic() - t0, 2)
+            time.sleep(0.5)
+        raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
+                           f"last lines of {driver.log}:\n{tail(driver.log)}")
+
+    def _events(self) -> list[dict[str, Any]]:
+        assert self._progress is not None
+        try:
+            lines = self._progress.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def _executors(self) -> list[psutil.Process]:
+        """Executor JVMs: children of the live Workers."""
+        assert self.cluster is not None
+        found = []
+        for worker in self.cluster.live_workers():
+            try:
+                children = psutil.Process(worker.pid).children()
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                try:
+                    if EXECUTOR_CLASS in " ".join(child.cmdline()):
+                        found.append(child)
+                except psutil.Error:  # a short-lived helper that just ended
+                    pass
+        return found
+
+    def inject(self, fault: Fault) -> str:
+        assert self.cluster is not None
+        if fault.target == "driver":
+            driver = self.drivers[-1]
+            self._killed.add(driver.pid)
+            driver.kill()  # spark-submit's JVM and the job's Python process
+            return f"{driver.name} (pid {driver.pid}, with its Python process)"
+        if fault.target == "executor":
+            executors = self._executors()
+            if not executors:
+                seen = [" ".join(c.cmdline())[-80:] for w in self.cluster.live_workers()
+                        for c in psutil.Process(w.pid).children()]
+                raise ClusterError(f"no Spark executor is running to kill; the Workers' children: {seen}")
+            victim = executors[fault.instance % len(executors)]
+            kill_all([victim, *victim.children(recursive=True)])
+            return f"executor (pid {victim.pid}, with its Python workers); its Worker starts a new one"
+        live = self.cluster.live_workers()
+        if not live:
+            raise ClusterError("no Spark Worker is alive to kill")
+        victim_worker = live[fault.instance % len(live)]
+        self._killed.add(victim_worker.pid)
+        victim_worker.kill()  # the Worker JVM, its executors and their Python workers
+        return f"{victim_worker.name} (pid {victim_worker.pid}, with its executor and Python workers)"
+
+    def recover(self, fault: Fault) -> None:
+        assert self.cluster is not None
+        if fault.target == "driver":
+            self.timings.setdefault("restart_to_first_batch_s", []).append(self._submit())
+        elif fault.target == "worker":
+            self.cluster.start_worker()
+            self.cluster.await_workers(1, timeout_s=120)
+        # An executor is relaunched by its Worker; nothing to do.
+
+    def check_health(self) -> list[str]:
+        assert self.cluster is not None
+        master = self.cluster.master
+        if master is not None and not master.alive():
+            raise ClusterError(f"the Spark Master died; last lines of {master.log}:\n{tail(master.log)}")
+        events = []
+        for worker in list(self.cluster.workers):
+            if worker.pid in self._killed or worker.alive():
+                continue
+            self._killed.add(worker.pid)
+            events.append(f"{worker.name} exited by itself (code {worker.popen.returncode}); started a new one. "
+                          f"Last log lines:\n{tail(worker.log, 5)}")
+            self.cluster.start_worker()
+        driver = self.drivers[-1] if self.drivers else None
+        if driver is not None and driver.pid not in self._killed and not driver.alive():
+            self._killed.add(driver.pid)
+            events.append(f"{driver.name} exited by itself (code {driver.popen.returncode}); restarted it from "
+                          f"the checkpoint. Last log lines:\n{tail(driver.log, 10)}")
+            self._submit()
+        return events
+
+    def stop(self) -> None:
+        for driver in self.drivers:
+            driver.stop(grace_s=10)
+        if self.cluster is not None:
+            self.cluster.stop()
+
+    def cpu_seconds(self) -> float:
+        drivers = sum(d.cpu_seconds for d in self.drivers)
+        return drivers + (self.cluster.cpu_seconds() if self.cluster else 0.0)
+
+    def _batches(self) -> dict[str, Any]:
+        """Micro-batch figures from the query listener: how long a batch takes end to end
+        (triggerExecution) and how many input rows it carries."""
+        batches = [e for e in self._events() if e["event"] == "progress" and e["rows"] > 0]
+        if not batches:
+            return {"with_rows": 0}
+        ms = np.array([e["duration_ms"].get("triggerExecution", 0) for e in batches], dtype=float)
+        rows = np.array([e["rows"] for e in batches], dtype=float)
+        return {"with_rows": len(batches), "duration_ms_p50": float(np.percentile(ms, 50)),
+                "duration_ms_p90": float(np.percentile(ms, 90)), "duration_ms_max": float(ms.max()),
+                "rows_p50": float(np.percentile(rows, 50)), "rows_max": int(rows.max())}
+
+    def describe(self) -> dict[str, Any]:
+        delivery = ("exactly-once (one Kafka transaction per micro-batch, committed batches skipped on replay)"
+                    if self.options.sink == "transactional"
+                    else "at-least-once (Spark's Kafka sink: a replayed micro-batch writes its decisions again)")
+        return {
+            "engine": self.name,
+            "architecture": "PySpark Structured Streaming, transformWithState per user, micro-batches, "
+                            "on a standalone cluster with a client-mode driver",
+            "versions": {"pyspark": pinned()["spark"]["version"],
+                         "spark-sql-kafka-0-10": pinned()["spark"]["version"],
+                         "jars": [j.name for j in self._jars]},
+            "options": self.options.model_dump(),
+            "delivery": delivery,
+            "timings": {**self.timings, "batches": self._batches() if self._progress else {}},
+        }
