@@ -9,6 +9,7 @@ import numpy as np
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 ROLLING_WINDOW_NS = 1_000_000_000
 ROLLING_STEP_NS = 100_000_000
+BASELINE_NS = 10_000_000_000  # the pre-fault window
 STABLE_NS = 10_000_000_000
 
 
@@ -75,11 +76,14 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
              baseline_until_ns: int | None = None, next_fault_ns: int | None = None) -> Recovery:
     """Output gap and recovery time of one fault injected at `fault_ns` (SPEC 4).
 
-    The pre-fault p99 is taken over decisions received from `measure_from_ns` until
-    `baseline_until_ns` (default: the fault). With several faults in a run the caller
-    passes the first fault's time, so a later fault is judged against the steady state,
-    not against the previous fault's spike. A later fault also ends this one's window:
-    what happens after `next_fault_ns` is that fault's doing.
+    The pre-fault p99 is taken over decisions received in the 10 s before
+    `baseline_until_ns` (default: the fault), not before `measure_from_ns`: the steady
+    state just before the fault, not an engine's slow first seconds (Spark's first
+    micro-batches take seconds, and a baseline that includes them excuses any outage).
+    With several faults in a run the caller passes the first fault's time, so a later
+    fault is judged against the steady state, not against the previous fault's spike.
+    A later fault also ends this one's window: what happens after `next_fault_ns` is
+    that fault's doing.
 
     Recovered at the first instant x after the fault from which the rolling 1-second p99
     (evaluated every 100 ms) stays within max(2 x pre-fault p99, pre-fault p99 + 100 ms)
@@ -100,7 +104,8 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
     recv = first["recv_ns"][order]
     lat = (first["recv_ns"] - first["sent_ns"])[order]
     sent = first["sent_ns"][order]
-    pre = lat[(recv >= measure_from_ns) & (recv < (baseline_until_ns or fault_ns))]
+    baseline_end = baseline_until_ns or fault_ns
+    pre = lat[(recv >= max(measure_from_ns, baseline_end - BASELINE_NS)) & (recv < baseline_end)]
     if len(pre) == 0:
         return Recovery(fault_ns, gap_ns / 1e9, False, None, None, None, None, None)
     pre_p99 = percentiles(pre, [99])[0]

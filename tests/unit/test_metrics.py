@@ -98,3 +98,12 @@ def test_a_later_fault_is_judged_against_the_steady_state_and_ends_the_earlier_w
     assert abs(a.output_gap_s - 1.0) < 0.02 and not a.recovered
     assert abs(b.output_gap_s - 3.0) < 0.02
     assert b.pre_fault_p99_ms == 10 and b.recovered and 10.9 <= b.recovery_time_s <= 11.1
+
+
+def test_the_baseline_is_the_ten_seconds_before_the_fault_not_a_slow_start() -> None:
+    recv = np.arange(0, 4000) * (S // 100)  # 40 s at 100/s
+    lat = np.full(len(recv), 10 * MS)
+    lat[recv < 15 * S] = 5000 * MS  # an engine's slow first seconds
+    h = history(recv, lat)
+    r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 40 * S)
+    assert r.pre_fault_p99_ms == 10
