@@ -85,13 +85,17 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
     A later fault also ends this one's window: what happens after `next_fault_ns` is
     that fault's doing.
 
-    Recovered at the first instant x after the fault from which the rolling 1-second p99
-    (evaluated every 100 ms) stays within max(2 x pre-fault p99, pre-fault p99 + 100 ms)
-    for 10 s. The p99 at x is taken over the decisions received in (x - 1 s, x] and over
-    the records sent by x but not yet decided, at their age at x: an engine that commits
-    its output in bursts (Flink, once per checkpoint) may receive nothing for a second
-    without anything being late, while an engine that emits nothing during an outage
-    shows its growing backlog. A window with neither is not within.
+    Recovered at the first instant x after the fault's last excursion from which the
+    rolling 1-second p99 (evaluated every 100 ms) stays within max(2 x pre-fault p99,
+    pre-fault p99 + 100 ms) for 10 s. "After the last excursion": right after a fault the
+    backlog's ages have not yet grown past a threshold of several seconds, and 10 quiet
+    seconds there are not a recovery; the p99 must be back *and stay back* in the
+    fault's window. The p99 at x is taken over the decisions received in (x - 1 s, x] and
+    over the records sent by x but not yet decided, at their age at x: an engine that
+    commits its output in bursts (Flink, once per checkpoint) may receive nothing for a
+    second without anything being late, while an engine that emits nothing during an
+    outage shows its growing backlog. A window with neither (no load: the run's end) is
+    no excursion, but does not count toward the 10 s either.
     """
     if next_fault_ns is not None:
         end_ns = min(end_ns, next_fault_ns)
@@ -121,11 +125,13 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
         if len(window):
             p99[k] = percentiles(window, [99])[0]
     ok = p99 <= threshold
+    over = np.flatnonzero(np.isfinite(p99) & ~ok)
+    start = int(over[-1]) + 1 if len(over) else 0
     need = STABLE_NS // ROLLING_STEP_NS
     recovered_at = None
     run = 0
-    for k, good in enumerate(ok):
-        run = run + 1 if good else 0
+    for k in range(start, len(ok)):
+        run = run + 1 if ok[k] else 0
         if run > need:
             recovered_at = xs[k - need]
             break

@@ -107,3 +107,16 @@ def test_the_baseline_is_the_ten_seconds_before_the_fault_not_a_slow_start() -> 
     h = history(recv, lat)
     r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 40 * S)
     assert r.pre_fault_p99_ms == 10
+
+
+def test_quiet_seconds_before_the_backlog_ages_are_not_a_recovery() -> None:
+    """A micro-batch engine at 12 s steady latency (threshold 24 s) stalls 20 s from the
+    fault at 30 s. For the first 10 s the backlog is younger than 24 s, which must not pass
+    for a recovery: it recovers once the stall's records are out, about 21 s after."""
+    sent = np.arange(0, 7000) * (S // 100)  # 70 s at 100/s
+    recv = sent + 12 * S
+    recv[(recv >= 30 * S) & (recv < 50 * S)] = 50 * S
+    h = history(recv, recv - sent)
+    r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 82 * S)
+    assert r.pre_fault_p99_ms == 12_000 and abs(r.output_gap_s - 20.0) < 0.02
+    assert r.recovered and 20.5 <= r.recovery_time_s <= 21.5, r
