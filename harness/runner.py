@@ -241,6 +241,8 @@ class EngineRun:
             "status": "ok",
             "describe": self.engine.describe(),
             "setup": setup,
+            # The schedule's zero: with received.npy, enough to recompute every figure.
+            "load_start_ns": start.wall_ns,
             "latency_ms": latency,
             "throughput": {
                 "offered_per_s": round(len(self.records) / wl.duration_s, 1),

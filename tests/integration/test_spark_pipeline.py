@@ -40,7 +40,10 @@ def _faults_hit_and_recovered(e: dict) -> None:
     assert "executor" in executor["target"] and "spark-worker" in worker["target"] and "driver" in driver["target"]
     for rec in (executor, worker, driver):
         assert rec["error"] is None, rec
-        assert rec["recovered"] and rec["recovery_time_s"] > 0, rec
+        assert rec["output_gap_s"] > 1 and rec["peak_p99_ms"] > rec["pre_fault_p99_ms"], rec
+    # The earlier faults' windows end at the next fault (~30 s later, against ~17-24 s
+    # measured to recover here); only the last one is sure to have the time to recover.
+    assert driver["recovered"] and driver["recovery_time_s"] > driver["output_gap_s"], driver
     assert driver["output_gap_s"] > 5, "with the driver gone, no micro-batch runs"
     timings = e["describe"]["timings"]
     assert timings["cluster_start_s"] > 0 and timings["submit_to_first_batch_s"] > 0
