@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKLOAD ?= workloads/fraud-default.yaml
 ENGINES ?=
+BACKEND ?= local
 STAMP := $(VENV)/.installed
 
 .PHONY: setup bench test unit integration selfbench driver-bench clean
@@ -19,7 +20,7 @@ setup: $(STAMP)
 	$(BIN)/showdown setup -w $(WORKLOAD)
 
 bench: setup
-	$(BIN)/showdown run -w $(WORKLOAD) $(if $(ENGINES),--engines $(ENGINES))
+	$(BIN)/showdown run -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))
 
 test: setup unit integration
 

@@ -33,7 +33,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             raise workload_mod.WorkloadError(
                 f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
-    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records)
+    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records,
+                         args.backend)
     console.print()
     report.print_summary(run_dir.summary, console)
     console.print(f"\nsummary: {run_dir.path / 'summary.json'}")
@@ -87,8 +88,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     import psutil
 
+    from harness import docker
+
+    stopped = docker.stop_started_engine()
+    if stopped:
+        console.print(f"{stopped.capitalize()}: the Docker engine `showdown run --backend containers` started.")
     if not UP_STATE.exists():
-        console.print("Nothing is up.")
+        console.print("No broker is up.")
         return 0
     state = json.loads(UP_STATE.read_text())
     for node in state["nodes"]:
@@ -137,8 +143,10 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a workload against its engines and print the comparison table")
     r.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     r.add_argument("--engines", help="comma-separated subset of the workload's engines")
-    r.add_argument("--backend", choices=["local"], default="local",
-                   help="where clusters run: local processes (the containers backend is not built yet)")
+    r.add_argument("--backend", choices=["local", "containers", "auto"], default="local",
+                   help="where clusters run: local processes, or containers built here (so far the Kafka "
+                        "brokers; engine clusters still run as local processes); auto: containers when a "
+                        "Docker engine answers or can be started (default: %(default)s)")
     r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
     r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
     r.set_defaults(func=cmd_run)
@@ -154,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Kafka (per the workload) and leave it running")
     up.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="stop what `up` started")
+    down = sub.add_parser("down", help="stop what `up` started, and a Docker engine the harness started")
     down.set_defaults(func=cmd_down)
 
     st = sub.add_parser("setup", help="install what the workload's clusters and engines need (cached)")

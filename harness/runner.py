@@ -14,7 +14,9 @@ import numpy as np
 from rich.live import Live
 from rich.table import Table
 
-from harness import checker, collector, driver, engines, metrics
+from harness import checker, collector, docker, driver, engines, metrics
+from harness.clusters.base import KafkaCluster
+from harness.clusters.containers import ContainerKafka
 from harness.clusters.local import LocalKafka
 from harness.console import console
 from harness.driver import DriverReport, LoadStart
@@ -83,7 +85,7 @@ class EngineRun:
     """Everything one engine's run needs, torn down in `close` whatever happened."""
 
     def __init__(self, name: str, options: dict[str, Any], wl: Workload, run_dir: RunDir,
-                 records: list[Txn], oracle: list[Decision], keep_records: bool) -> None:
+                 records: list[Txn], oracle: list[Decision], keep_records: bool, backend: str) -> None:
         self.name = name
         self.wl = wl
         self.run_dir = run_dir
@@ -91,7 +93,8 @@ class EngineRun:
         self.oracle = oracle
         self.keep_records = keep_records
         self.log_dir = run_dir.logs / name
-        self.kafka = LocalKafka(wl.kafka, self.log_dir)
+        self.kafka: KafkaCluster = (ContainerKafka(wl.kafka, self.log_dir) if backend == "containers"
+                                    else LocalKafka(wl.kafka, self.log_dir))
         self.engine = engines.create(name, options)
         self.mp = mp.get_context("spawn")
         self.procs: list[mp.process.BaseProcess] = []
@@ -241,6 +244,7 @@ class EngineRun:
             "status": "ok",
             "describe": self.engine.describe(),
             "setup": setup,
+            "kafka": self.kafka.describe(),
             # The schedule's zero: with received.npy, enough to recompute every figure.
             "load_start_ns": start.wall_ns,
             "latency_ms": latency,
@@ -288,13 +292,34 @@ class EngineRun:
         self.kafka.stop()
 
 
+BACKENDS = {
+    "local": "local processes on 127.0.0.1",
+    # Issue 5 in progress: the engines' clusters follow.
+    "containers": "Kafka brokers in containers (built locally); engine clusters as local processes",
+}
+
+
+def choose_backend(requested: str) -> tuple[str, str]:
+    """The backend to use and why: `auto` takes containers when a Docker engine answers or
+    can be started here, else local."""
+    if requested != "auto":
+        return requested, "asked for"
+    reason = docker.why_not()
+    if reason:
+        return "local", f"auto: {reason}"
+    return "containers", "auto: a Docker engine is available"
+
+
 def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path,
-        engine_names: list[str] | None = None, keep_records: bool = False) -> RunDir:
+        engine_names: list[str] | None = None, keep_records: bool = False, backend: str = "local") -> RunDir:
     names = engine_names or list(wl.engines)
     run_dir = RunDir(results_base, wl.name)
     run_dir.summary["workload_name"] = wl.name
-    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed, backend="local")
+    backend, why = choose_backend(backend)
+    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed,
+                                           backend=f"{backend}: {BACKENDS[backend]} ({why})")
     run_dir.write()
+    console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
     console.print(f"Results go to [bold]{run_dir.path}[/]")
     with console.status("Generating the workload and the oracle's decisions"):
         t0 = time.monotonic()
@@ -307,7 +332,7 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     try:
         for name in names:
             console.rule(f"[bold]{name}")
-            er = EngineRun(name, wl.engines.get(name) or {}, wl, run_dir, records, oracle, keep_records)
+            er = EngineRun(name, wl.engines.get(name) or {}, wl, run_dir, records, oracle, keep_records, backend)
             try:
                 result = er.execute()
             except KeyboardInterrupt:

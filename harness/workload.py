@@ -73,6 +73,8 @@ class KafkaSettings(Strict):
     brokers: Literal[1, 3] = 1
     partitions: int = Field(4, ge=1, le=256)
     heap_mb: int = Field(1_024, ge=256, le=16_384)
+    # Containers backend: each broker container's CPU limit (its memory limit is heap + 512 MB).
+    cpus: float = Field(1.0, gt=0, le=64)
     # Kafka 4's transaction protocol: 2 (KIP-890, the default of a new 4.x cluster) bumps the
     # producer epoch on every commit; 1 is the protocol of Kafka 3.x.
     transaction_version: Literal[1, 2] = 2

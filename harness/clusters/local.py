@@ -20,36 +20,63 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness import artifacts
 from harness.console import console
 from harness.errors import ClusterError
-from harness.paths import CACHE
+from harness.paths import CACHE, ROOT
 from harness.procs import ManagedProcess, free_port, tail
 from harness.versions import pinned
 from harness.workload import KafkaSettings
 
-LOG4J2 = """\
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      # Per-request chatter from the log and transaction layers drowns what matters.
-      - name: kafka.log
-        level: WARN
-      - name: org.apache.kafka.storage
-        level: WARN
-"""
+# The brokers' logging, shared with the Kafka container image.
+KAFKA_LOG4J2 = ROOT / "docker" / "kafka" / "log4j2.yaml"
 
 
 def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def broker_properties(node: int, replication: int, voters: str, listeners: str, advertised: str,
+                      inter_broker: str, log_dir: str) -> str:
+    """server.properties of a combined broker+controller node, for either backend."""
+    min_isr = 2 if replication >= 3 else 1
+    names = {entry.split("://")[0] for entry in listeners.split(",")}
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": node,
+        "controller.quorum.voters": voters,
+        "listeners": listeners,
+        "advertised.listeners": advertised,
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": ",".join(f"{n}:PLAINTEXT" for n in sorted(names)),
+        "inter.broker.listener.name": inter_broker,
+        "log.dirs": log_dir,
+        "auto.create.topics.enable": "false",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replication,
+        # Fewer internal partitions than the defaults (50): faster start on 2 cores.
+        "offsets.topic.num.partitions": 8,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        "transaction.state.log.num.partitions": 8,
+        "group.initial.rebalance.delay.ms": 0,
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def create_topics(admin: AdminClient, replication: int, partitions: int, names: list[str],
+                  config: dict[str, str] | None = None) -> None:
+    # Records carry event-time timestamps (Flink's sink writes the element's), which lie
+    # in the workload's virtual past: time-based retention would delete them mid-run.
+    settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
+    topics = [NewTopic(n, num_partitions=partitions, replication_factor=replication, config=settings) for n in names]
+    for name, fut in admin.create_topics(topics, operation_timeout=30).items():
+        try:
+            fut.result(timeout=60)
+        except Exception as e:
+            raise ClusterError(f"could not create topic {name}: {e}") from None
 
 
 class LocalKafka:
@@ -89,7 +116,7 @@ class LocalKafka:
         voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self._ports.items())
         cluster_id = uuid.uuid4().hex[:22]
         log4j = self._data / "log4j2.yaml"
-        log4j.write_text(LOG4J2)
+        shutil.copy(KAFKA_LOG4J2, log4j)
         classpath = f"{lib}/*"
         t0 = time.monotonic()
         with console.status(f"Starting Kafka {self.version} ({n} broker{'s' if n > 1 else ''}, KRaft)"):
@@ -128,33 +155,12 @@ class LocalKafka:
     def _write_properties(self, node: int, voters: str) -> Path:
         assert self._data is not None
         port, controller = self._ports[node]
-        rf = self.replication
-        min_isr = 2 if rf >= 3 else 1
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": node,
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self._data / f"node-{node}"),
-            "auto.create.topics.enable": "false",
-            "default.replication.factor": rf,
-            "min.insync.replicas": min_isr,
-            "offsets.topic.replication.factor": rf,
-            # Fewer internal partitions than the defaults (50): faster start on 2 cores.
-            "offsets.topic.num.partitions": 8,
-            "transaction.state.log.replication.factor": rf,
-            "transaction.state.log.min.isr": min_isr,
-            "transaction.state.log.num.partitions": 8,
-            "group.initial.rebalance.delay.ms": 0,
-            "share.coordinator.state.topic.replication.factor": rf,
-            "share.coordinator.state.topic.min.isr": min_isr,
-        }
         path = self._data / f"server-{node}.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        path.write_text(broker_properties(
+            node, self.replication, voters,
+            listeners=f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            advertised=f"PLAINTEXT://127.0.0.1:{port}", inter_broker="PLAINTEXT",
+            log_dir=str(self._data / f"node-{node}")))
         return path
 
     def admin(self) -> AdminClient:
@@ -187,19 +193,13 @@ class LocalKafka:
             time.sleep(0.3)
 
     def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
-        # Records carry event-time timestamps (Flink's sink writes the element's), which lie
-        # in the workload's virtual past: time-based retention would delete them mid-run.
-        settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
-        topics = [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=settings)
-                  for n in names]
-        for name, fut in self.admin().create_topics(topics, operation_timeout=30).items():
-            try:
-                fut.result(timeout=60)
-            except Exception as e:
-                raise ClusterError(f"could not create topic {name}: {e}") from None
+        create_topics(self.admin(), self.replication, partitions, names, config)
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds for p in self._started)
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.backend, "heap_mb": self.settings.heap_mb}
 
     def stop(self) -> None:
         self._admin = None

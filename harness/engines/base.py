@@ -5,14 +5,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.clusters.local import LocalKafka
+from harness.clusters.base import KafkaCluster
 from harness.workload import Fault, Workload
 
 
 @dataclass(frozen=True)
 class EngineContext:
     workload: Workload
-    kafka: LocalKafka
+    kafka: KafkaCluster
     log_dir: Path  # the run's folder for this engine's logs
     run_id: str  # unique per run: names consumer groups and transactional ids
 

@@ -6,6 +6,7 @@ import psutil
 import pytest
 
 from harness import procs
+from harness.docker import DAEMON_PID
 from harness.paths import CACHE
 
 
@@ -19,6 +20,14 @@ def _ours() -> set[int]:
     return found
 
 
+def _docker_engine_tree() -> set[int]:
+    try:
+        daemon = psutil.Process(int(DAEMON_PID.read_text()))
+        return {daemon.pid, *(c.pid for c in daemon.children(recursive=True))}
+    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
+        return set()
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
     """Every test that starts a cluster leaves nothing running, pass or fail."""
@@ -30,10 +39,12 @@ def no_leftover_processes() -> Iterator[None]:
         started = [p.pid for p in procs.live()]
         procs.stop_all()
     assert not started, f"processes still registered after the test: {started}"
-    # multiprocessing's resource tracker lives as long as this test process, by design.
+    # multiprocessing's resource tracker lives as long as this test process, by design; so
+    # does a Docker engine the containers backend started (a service, stopped by `down`).
+    service = _docker_engine_tree()
     left = [p for p in psutil.Process().children(recursive=True)
-            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-            and "resource_tracker" not in " ".join(p.cmdline())]
+            if p.pid not in before and p.pid not in service and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline())]
     assert not left, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in left]}"
     orphans = _ours() - before_ours
     assert not orphans, f"orphaned processes of this run: {[(p, psutil.Process(p).cmdline()[:3]) for p in orphans]}"

@@ -1,0 +1,171 @@
+"""The `containers` backend: Kafka brokers as containers on a network of their own, built
+from docker/kafka/ with the same jars and the same server.properties as the local backend.
+
+Each node listens twice: INTERNAL on kafka-<n>:9092 for other containers on the network,
+EXTERNAL on 127.0.0.1:<port> for the driver, collector and engines on this host (the port
+is published under the same number, so what the broker advertises is what answers).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from harness import docker, images
+from harness.clusters.local import broker_properties, create_topics
+from harness.console import console
+from harness.errors import ClusterError
+from harness.paths import CACHE
+from harness.procs import ManagedProcess, free_port, tail
+from harness.versions import pinned
+from harness.workload import KafkaSettings
+
+INTERNAL_PORT = 9092
+CONTROLLER_PORT = 9093
+
+
+class ContainerKafka:
+    backend = "containers"
+
+    def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.run = uuid.uuid4().hex[:8]
+        self.network = f"showdown-{self.run}"
+        self.bootstrap = ""
+        self.containers: dict[int, str] = {}  # node -> id of its current container
+        self._logs: dict[int, ManagedProcess] = {}
+        self._cpu: dict[str, float] = {}  # container id -> last CPU sample, also of killed ones
+        self._ports: dict[int, int] = {}
+        self._dir: Path | None = None
+        self._image = ""
+        self._cluster_id = uuid.uuid4().hex[:22]
+        self._admin: AdminClient | None = None
+        self.timings: dict[str, float] = {}
+
+    @property
+    def version(self) -> str:
+        return str(pinned()["kafka"]["version"])
+
+    @property
+    def replication(self) -> int:
+        return self.settings.brokers
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        console.print(f"Docker: {docker.ensure_engine()}")
+        t0 = time.monotonic()
+        self._image = images.kafka_image()
+        self.timings["image_s"] = round(time.monotonic() - t0, 2)
+        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="kafka-containers-", dir=CACHE / "tmp"))
+        n = self.settings.brokers
+        self._ports = {i: free_port() for i in range(1, n + 1)}
+        voters = ",".join(f"{i}@kafka-{i}:{CONTROLLER_PORT}" for i in self._ports)
+        for node, port in self._ports.items():
+            home = self._dir / f"node-{node}"
+            (home / "data").mkdir(parents=True)
+            (home / "server.properties").write_text(broker_properties(
+                node, self.replication, voters,
+                listeners=f"INTERNAL://0.0.0.0:{INTERNAL_PORT},EXTERNAL://0.0.0.0:{port},"
+                          f"CONTROLLER://0.0.0.0:{CONTROLLER_PORT}",
+                advertised=f"INTERNAL://kafka-{node}:{INTERNAL_PORT},EXTERNAL://127.0.0.1:{port}",
+                inter_broker="INTERNAL", log_dir="/var/lib/kafka/data"))
+        t0 = time.monotonic()
+        with console.status(f"Starting Kafka {self.version} in {n} container(s)"):
+            docker.run("network", "create", "--label", docker.LABEL, self.network)
+            for node in self._ports:
+                self.start_node(node)
+            self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self._ports.values())
+            self._await_ready(timeout_s)
+        self.timings["start_s"] = round(time.monotonic() - t0, 2)
+        console.print(f"[green]✓[/] Kafka {self.version} ready in containers at {self.bootstrap} "
+                      f"in {self.timings['start_s']:.1f} s")
+        return self.bootstrap
+
+    def start_node(self, node: int) -> None:
+        """A fresh container for `node` on its data folder (what survives a killed one)."""
+        assert self._dir is not None
+        s = self.settings
+        port = self._ports[node]
+        cid = docker.run(
+            "run", "-d", "--label", docker.LABEL, "--name", f"{self.network}-kafka-{node}-{len(self._cpu)}",
+            "--network", self.network, "--network-alias", f"kafka-{node}",
+            "-p", f"127.0.0.1:{port}:{port}", f"--cpus={s.cpus}", f"--memory={s.heap_mb + 512}m",
+            "-v", f"{self._dir / f'node-{node}'}:/var/lib/kafka",
+            "-e", f"KAFKA_CLUSTER_ID={self._cluster_id}", "-e", f"KAFKA_HEAP_MB={s.heap_mb}",
+            "-e", f"KAFKA_TRANSACTION_VERSION={s.transaction_version}", self._image)
+        self.containers[node] = cid
+        self._cpu[cid] = 0.0
+        # The container's output, followed into the run's log folder like a local broker's.
+        self._logs[node] = ManagedProcess(f"kafka-{node}-logs", [docker.cli(), "logs", "-f", cid],
+                                          self.log_dir / f"kafka-{node}.log")
+
+    def kill_node(self, node: int) -> str:
+        cid = self.containers[node]
+        self.cpu_seconds()
+        docker.run("kill", "-s", "KILL", cid)
+        return f"kafka-{node} (container {cid[:12]})"
+
+    def _running(self, cid: str) -> bool:
+        state = docker.run("inspect", "-f", "{{json .State}}", cid, check=False)
+        return bool(state) and json.loads(state).get("Running", False)
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def _await_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for node, cid in self.containers.items():
+                if not self._running(cid):
+                    log = self._logs[node].log
+                    raise ClusterError(f"the kafka-{node} container exited while starting; last lines of {log}:\n"
+                                       f"{tail(log)}")
+            # docker-proxy accepts connections on a published port before the broker listens,
+            # and a client would log every reset: ask only once each broker says it started.
+            started = all("Kafka Server started" in self._logs[node].log.read_text(errors="replace")
+                          for node in self.containers)
+            if started:
+                try:
+                    if len(self.admin().list_topics(timeout=2).brokers) == len(self.containers):
+                        return
+                except Exception:  # started, but not answering metadata requests yet
+                    pass
+            if time.monotonic() > deadline:
+                log = self._logs[1].log
+                raise ClusterError(f"Kafka in containers did not answer within {timeout_s:.0f} s; last lines of "
+                                   f"{log}:\n{tail(log)}")
+            time.sleep(0.3)
+
+    def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
+        create_topics(self.admin(), self.replication, partitions, names, config)
+
+    def cpu_seconds(self) -> float:
+        for cid in self._cpu:
+            used = docker.cpu_seconds(cid)
+            if used is not None:
+                self._cpu[cid] = used
+        return sum(self._cpu.values())
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.backend, "image": self._image, "cpus": self.settings.cpus,
+                "memory_mb": self.settings.heap_mb + 512, "network": self.network, "timings": self.timings}
+
+    def stop(self) -> None:
+        self._admin = None
+        if self._cpu:
+            self.cpu_seconds()
+            docker.run("rm", "-f", *self._cpu, check=False)
+        for p in self._logs.values():
+            p.stop(grace_s=2)
+        docker.run("network", "rm", self.network, check=False)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

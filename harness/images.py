@@ -1,0 +1,109 @@
+"""Container images, built locally: a Debian base (pulled, or bootstrapped when no registry
+answers) and one image per service from docker/<service>/, tagged by a hash of their inputs
+and not rebuilt while that tag exists."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import artifacts, docker
+from harness.console import console
+from harness.errors import SetupError
+from harness.paths import CACHE, ROOT
+from harness.versions import pinned
+
+DOCKERFILES = ROOT / "docker"
+DEFAULT_BASE = "debian:bookworm-slim"
+DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+BOOTSTRAP = DOCKERFILES / "base" / "bootstrap.sh"
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def base_image() -> str:
+    """BASE_IMAGE if set; else Debian's slim image if present or pullable; else a minimal
+    bookworm bootstrapped here with debootstrap and imported (no registry needed)."""
+    wanted = os.environ.get("BASE_IMAGE")
+    if wanted:
+        if not docker.image_exists(wanted):
+            docker.run("pull", wanted, timeout_s=600)
+        return wanted
+    if docker.image_exists(DEFAULT_BASE):
+        return DEFAULT_BASE
+    with console.status(f"Pulling {DEFAULT_BASE}"):
+        try:
+            pulled = subprocess.run([docker.cli(), "pull", DEFAULT_BASE], capture_output=True, timeout=120)
+            if pulled.returncode == 0:
+                return DEFAULT_BASE
+        except subprocess.TimeoutExpired:
+            pass
+    tag = f"showdown/base:bookworm-{_digest(BOOTSTRAP.read_bytes(), DEBIAN_MIRROR)}"
+    if docker.image_exists(tag):
+        return tag
+    debootstrap = artifacts.require_tool("debootstrap", "Install it: `apt-get install debootstrap`.")
+    console.print(f"No registry answers for {DEFAULT_BASE}: bootstrapping Debian bookworm into {tag}")
+    (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE / "tmp"))
+    log = CACHE / "images" / "base-bootstrap.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        with console.status("debootstrap --variant=minbase bookworm (about a minute)"), open(log, "w") as out:
+            code = subprocess.run(["bash", str(BOOTSTRAP), str(work / "rootfs"), DEBIAN_MIRROR, tag],
+                                  stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DEBOOTSTRAP": debootstrap}
+                                  ).returncode
+        if code != 0:
+            raise SetupError(f"bootstrapping the base image failed; last lines of {log}:\n"
+                             + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(f"[green]✓[/] base image {tag} in {time.monotonic() - t0:.0f} s")
+    return tag
+
+
+def kafka_image() -> str:
+    """The Kafka broker: a headless JRE plus the very jars the local backend runs."""
+    jars = artifacts.jars("kafka")
+    return _build("kafka", {"libs": jars})
+
+
+def _build(service: str, staged: dict[str, Path]) -> str:
+    """Build docker/<service>/ with `staged` folders copied into its context."""
+    base = base_image()
+    source = DOCKERFILES / service
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    inputs: list[str | bytes] = [base, repr(pinned().get(service, {}))]
+    for p in files:
+        inputs += [str(p.relative_to(source)), p.read_bytes()]
+    for name, folder in sorted(staged.items()):
+        inputs += [name, *sorted(f.name for f in folder.glob("*.jar"))]
+    tag = f"showdown/{service}:{_digest(*inputs)}"
+    if docker.image_exists(tag):
+        return tag
+    log = CACHE / "images" / f"{service}-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"ctx-{service}-", dir=CACHE / "tmp") as ctx:
+        shutil.copytree(source, ctx, dirs_exist_ok=True)
+        for name, folder in staged.items():
+            shutil.copytree(folder, Path(ctx) / name, ignore=shutil.ignore_patterns(".*"))
+        t0 = time.monotonic()
+        with console.status(f"Building image {tag} (log: {log})"), open(log, "w") as out:
+            code = subprocess.run([docker.cli(), "build", "--build-arg", f"BASE_IMAGE={base}", "--label",
+                                   docker.LABEL, "-t", tag, ctx], stdout=out, stderr=subprocess.STDOUT,
+                                  env=docker.BUILD_ENV).returncode
+    if code != 0:
+        raise SetupError(f"building {tag} failed; last lines of {log}:\n"
+                         + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+    console.print(f"[green]✓[/] image {tag} built in {time.monotonic() - t0:.0f} s")
+    return tag
