@@ -93,6 +93,7 @@ def _build(service: str, staged: dict[str, Path]) -> str:
         return tag
     log = CACHE / "images" / f"{service}-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ctx-{service}-", dir=CACHE / "tmp") as ctx:
         shutil.copytree(source, ctx, dirs_exist_ok=True)
         for name, folder in staged.items():
