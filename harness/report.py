@@ -57,10 +57,13 @@ def table(summary: dict[str, Any]) -> Table:
             f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
             "[green]yes[/]" if tp["driver_kept_schedule"] else "[red]no[/]",
             _count(c["missing"]), _count(c["duplicates"]), _count(c["wrong"]),
-            _recovery(e.get("recovery", [])), f"{cpu['engine']:.0f} / {cpu['kafka']:.0f}",
+            _recovery(e.get("recovery", [])),
+            # During the load and drain when recorded (older results: the whole run).
+            f"{cpu.get('engine_load', cpu['engine']):.0f} / {cpu.get('kafka_load', cpu['kafka']):.0f}",
         )
     t.caption = "latency in ms (receive time − intended send time, after warm-up); " \
-                "gap = longest silence after the fault; recovery = until p99 is back (SPEC 4)"
+                "gap = longest silence after the fault; recovery = until p99 is back (SPEC 4); " \
+                "CPU = seconds used during the load and drain"
     return t
 
 

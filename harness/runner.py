@@ -14,7 +14,7 @@ import numpy as np
 from rich.live import Live
 from rich.table import Table
 
-from harness import checker, collector, docker, driver, engines, metrics
+from harness import checker, collector, docker, driver, engines, metrics, procs
 from harness.clusters.base import KafkaCluster
 from harness.clusters.containers import ContainerKafka
 from harness.clusters.local import LocalKafka
@@ -101,6 +101,7 @@ class EngineRun:
         self.nemesis: Nemesis | None = None
         self.state = LiveState(name, expected=len(records))
         self.events: list[str] = []
+        self.cpu_load: dict[str, float] = {}
 
     def execute(self) -> dict[str, Any]:
         wl = self.wl
@@ -132,14 +133,23 @@ class EngineRun:
         _expect(cstats, "ready", READY_TIMEOUT_S, "collector", coll)
         _expect(dstats, "ready", READY_TIMEOUT_S, "driver", drv)
 
+        cpu_before = self._cpu_now()
         start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
         start_q.put(start)
         self.nemesis = Nemesis(self.engine, list(wl.faults), start.mono_ns)
         report, collected = self._observe(start, dstats, cstats, stop, drv, coll)
         end_ns = time.time_ns()
         self.nemesis.stop()
+        cpu_after = self._cpu_now()
+        self.cpu_load = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
         received = np.load(out_file)
         return self._judge(setup, start, end_ns, report, collected, received)
+
+    def _cpu_now(self) -> dict[str, float]:
+        """CPU seconds so far of the engine and the brokers, freshly sampled."""
+        for p in procs.live():
+            p.sample_cpu()
+        return {"engine": self.engine.cpu_seconds(), "kafka": self.kafka.cpu_seconds()}
 
     def _observe(self, start: LoadStart, dstats: mp.Queue[tuple[str, Any]], cstats: mp.Queue[tuple[str, Any]],
                  stop: Any, drv: mp.process.BaseProcess, coll: mp.process.BaseProcess
@@ -263,6 +273,10 @@ class EngineRun:
             "cpu_seconds": {
                 "engine": round(self.engine.cpu_seconds(), 2),
                 "kafka": round(self.kafka.cpu_seconds(), 2),
+                # From the load's start to the drain's end: without start-up and JIT warm-up,
+                # what the work itself cost.
+                "engine_load": self.cpu_load["engine"],
+                "kafka_load": self.cpu_load["kafka"],
                 "driver": round(report.cpu_seconds, 2),
                 "collector": round(collected["cpu_seconds"], 2),
             },
