@@ -15,7 +15,7 @@ from harness import artifacts, docker
 from harness.console import console
 from harness.errors import SetupError
 from harness.paths import CACHE, ROOT
-from harness.versions import pinned
+from harness.versions import pinned, python_package
 
 DOCKERFILES = ROOT / "docker"
 DEFAULT_BASE = "debian:bookworm-slim"
@@ -78,12 +78,29 @@ def kafka_image() -> str:
     return _build("kafka", {"libs": jars})
 
 
-def _build(service: str, staged: dict[str, Path]) -> str:
+def python_image() -> str:
+    """The Kafka processors' runtime: Python with the harness's own confluent-kafka."""
+    return _build("python", {}, {"CONFLUENT_KAFKA": python_package("confluent-kafka")}, extra_ca=True)
+
+
+def _extra_ca() -> bytes:
+    """The CA bundle HTTPS needs here (EXTRA_CA_FILE, else the one pip or requests use)."""
+    for var in ("EXTRA_CA_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(var)
+        if path and Path(path).is_file():
+            return Path(path).read_bytes()
+    return b""
+
+
+def _build(service: str, staged: dict[str, Path], build_args: dict[str, str] | None = None,
+           extra_ca: bool = False) -> str:
     """Build docker/<service>/ with `staged` folders copied into its context."""
     base = base_image()
+    build_args = build_args or {}
+    ca = _extra_ca() if extra_ca else b""
     source = DOCKERFILES / service
     files = sorted(p for p in source.rglob("*") if p.is_file())
-    inputs: list[str | bytes] = [base, repr(pinned().get(service, {}))]
+    inputs: list[str | bytes] = [base, repr(pinned().get(service, {})), repr(sorted(build_args.items())), ca]
     for p in files:
         inputs += [str(p.relative_to(source)), p.read_bytes()]
     for name, folder in sorted(staged.items()):
@@ -98,9 +115,12 @@ def _build(service: str, staged: dict[str, Path]) -> str:
         shutil.copytree(source, ctx, dirs_exist_ok=True)
         for name, folder in staged.items():
             shutil.copytree(folder, Path(ctx) / name, ignore=shutil.ignore_patterns(".*"))
+        if extra_ca:
+            (Path(ctx) / "ca-bundle.crt").write_bytes(ca)
         t0 = time.monotonic()
         with console.status(f"Building image {tag} (log: {log})"), open(log, "w") as out:
-            code = subprocess.run([docker.cli(), "build", "--build-arg", f"BASE_IMAGE={base}", "--label",
+            args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
+            code = subprocess.run([docker.cli(), "build", *args, "--build-arg", f"BASE_IMAGE={base}", "--label",
                                    docker.LABEL, "-t", tag, ctx], stdout=out, stderr=subprocess.STDOUT,
                                   env=docker.BUILD_ENV).returncode
     if code != 0:

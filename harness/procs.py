@@ -59,6 +59,13 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    @property
+    def ident(self) -> str:
+        return f"pid {self.pid}"
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
     def kill(self) -> None:
         """SIGKILL the whole group at once: a crash, as a fault injector wants it."""
         self.sample_cpu()

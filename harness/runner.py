@@ -309,7 +309,8 @@ class EngineRun:
 BACKENDS = {
     "local": "local processes on 127.0.0.1",
     # Issue 5 in progress: the engines' clusters follow.
-    "containers": "Kafka brokers in containers (built locally); engine clusters as local processes",
+    "containers": "Kafka brokers and Kafka processors in containers built locally; Flink and Spark clusters "
+                  "still as local processes",
 }
 
 
@@ -330,8 +331,8 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     run_dir = RunDir(results_base, wl.name)
     run_dir.summary["workload_name"] = wl.name
     backend, why = choose_backend(backend)
-    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed,
-                                           backend=f"{backend}: {BACKENDS[backend]} ({why})")
+    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed, backend=backend)
+    run_dir.summary["metadata"]["backend_note"] = f"{BACKENDS[backend]} ({why})"
     run_dir.write()
     console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
     console.print(f"Results go to [bold]{run_dir.path}[/]")

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -20,13 +21,73 @@ from harness import docker, images
 from harness.clusters.local import broker_properties, create_topics
 from harness.console import console
 from harness.errors import ClusterError
-from harness.paths import CACHE
+from harness.paths import CACHE, PIPELINES
 from harness.procs import ManagedProcess, free_port, tail
 from harness.versions import pinned
 from harness.workload import KafkaSettings
 
 INTERNAL_PORT = 9092
 CONTROLLER_PORT = 9093
+
+
+class ContainerProcess:
+    """A container run as an engine's process: killed with `docker kill -s KILL`, its CPU
+    from its cgroup, its output followed into the run's log folder."""
+
+    def __init__(self, name: str, image: str, argv: Sequence[str], log: Path, network: str,
+                 env: Mapping[str, str], mounts: Mapping[Path, str], cpus: float, memory_mb: int) -> None:
+        self.name = name
+        self.log = log
+        self._cpu = 0.0
+        self.id = docker.run(
+            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{name}-{uuid.uuid4().hex[:4]}",
+            "--network", network, f"--cpus={cpus}", f"--memory={memory_mb}m",
+            *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
+            *(a for host, inside in mounts.items() for a in ("-v", f"{host}:{inside}")),
+            image, *argv)
+        self._follow = ManagedProcess(f"{name}-logs", [docker.cli(), "logs", "-f", self.id], log)
+        self._gone = False
+
+    @property
+    def ident(self) -> str:
+        return f"container {self.id[:12]}"
+
+    def _state(self) -> dict[str, object]:
+        out = docker.run("inspect", "-f", "{{json .State}}", self.id, check=False)
+        return json.loads(out) if out else {}
+
+    def alive(self) -> bool:
+        return not self._gone and bool(self._state().get("Running"))
+
+    def exit_code(self) -> int | None:
+        state = self._state()
+        return None if not state or state.get("Running") else int(state.get("ExitCode", -1))  # type: ignore[arg-type]
+
+    def _sample(self) -> None:
+        used = docker.cpu_seconds(self.id)
+        if used is not None:
+            self._cpu = used
+
+    @property
+    def cpu_seconds(self) -> float:
+        """From the cgroup while the container exists; its last sample once it is gone."""
+        if not self._gone:
+            self._sample()
+        return self._cpu
+
+    def kill(self) -> None:
+        self._sample()
+        docker.run("kill", "-s", "KILL", self.id, check=False)
+        self._follow.stop(grace_s=2)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self._gone:
+            return
+        self._sample()
+        docker.run("stop", "-t", str(int(grace_s)), self.id, check=False, timeout_s=grace_s + 30)
+        docker.run("rm", "-f", self.id, check=False)
+        self._follow.stop(grace_s=2)
+        self._gone = True
 
 
 class ContainerKafka:
@@ -44,6 +105,8 @@ class ContainerKafka:
         self._ports: dict[int, int] = {}
         self._dir: Path | None = None
         self._image = ""
+        self._python_image = ""
+        self._processes: list[ContainerProcess] = []  # engines' containers, removed with the network
         self._cluster_id = uuid.uuid4().hex[:22]
         self._admin: AdminClient | None = None
         self.timings: dict[str, float] = {}
@@ -105,6 +168,20 @@ class ContainerKafka:
         self._logs[node] = ManagedProcess(f"kafka-{node}-logs", [docker.cli(), "logs", "-f", cid],
                                           self.log_dir / f"kafka-{node}.log")
 
+    @property
+    def engine_bootstrap(self) -> str:
+        return ",".join(f"kafka-{n}:{INTERNAL_PORT}" for n in self._ports)
+
+    def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
+                      cpus: float, memory_mb: int) -> ContainerProcess:
+        if not self._python_image:
+            self._python_image = images.python_image()
+        inside = f"/app/pipelines/{script.relative_to(PIPELINES)}"
+        proc = ContainerProcess(name, self._python_image, ["python", "-u", inside, *args], log, self.network,
+                                env, {PIPELINES: "/app/pipelines:ro"}, cpus, memory_mb)
+        self._processes.append(proc)
+        return proc
+
     def kill_node(self, node: int) -> str:
         cid = self.containers[node]
         self.cpu_seconds()
@@ -160,6 +237,8 @@ class ContainerKafka:
 
     def stop(self) -> None:
         self._admin = None
+        for proc in self._processes:
+            proc.stop(grace_s=5)
         if self._cpu:
             self.cpu_seconds()
             docker.run("rm", "-f", *self._cpu, check=False)

@@ -6,10 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness import artifacts
 from harness.console import console
 from harness.errors import ClusterError
-from harness.paths import CACHE, ROOT
+from harness.paths import CACHE, PIPELINES, ROOT
 from harness.procs import ManagedProcess, free_port, tail
 from harness.versions import pinned
 from harness.workload import KafkaSettings
@@ -200,6 +202,16 @@ class LocalKafka:
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.backend, "heap_mb": self.settings.heap_mb}
+
+    @property
+    def engine_bootstrap(self) -> str:
+        return self.bootstrap
+
+    def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
+                      cpus: float, memory_mb: int) -> ManagedProcess:
+        # Limits apply to containers; a local process shares the machine like everything else.
+        return ManagedProcess(name, [sys.executable, "-u", str(script), *args], log,
+                              env={**os.environ, **env, "PYTHONPATH": str(PIPELINES)})
 
     def stop(self) -> None:
         self._admin = None

@@ -7,18 +7,17 @@ Kafka, transactions and read_committed impose on every architecture.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.clusters.base import Worker
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
-from harness.procs import ManagedProcess, tail
+from harness.procs import tail
 from harness.versions import harness_versions
 from harness.workload import Fault
 
@@ -37,6 +36,9 @@ class KafkaOptions(BaseModel):
     fetch_wait_max_ms: int = Field(10, ge=0, le=5_000)
     transaction_timeout_ms: int = Field(10_000, ge=1_000, le=900_000)
     session_timeout_ms: int = Field(10_000, ge=6_000, le=300_000)
+    # Containers backend: each processor container's CPU and memory limits.
+    cpus: float = Field(1.0, gt=0, le=64)
+    memory_mb: int = Field(512, ge=128, le=65_536)
 
 
 class KafkaTransactionsEngine:
@@ -46,8 +48,8 @@ class KafkaTransactionsEngine:
         self.name = name
         self.options = options
         self.applies_rules = applies_rules
-        self.instances: dict[int, ManagedProcess] = {}
-        self._started: list[ManagedProcess] = []
+        self.instances: dict[int, Worker] = {}
+        self._started: list[Worker] = []
         self._killed: set[int] = set()
         self._ctx: EngineContext | None = None
 
@@ -63,7 +65,7 @@ class KafkaTransactionsEngine:
             "engine": self.name,
             "mode": "fraud" if self.applies_rules else "passthrough",
             "instance": instance,
-            "bootstrap": self._ctx.kafka.bootstrap,
+            "bootstrap": self._ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic,
             "output_topic": wl.kafka.decisions_topic,
             "changelog_topic": wl.changelog_topic,
@@ -79,12 +81,10 @@ class KafkaTransactionsEngine:
 
     def _launch(self, instance: int) -> None:
         assert self._ctx is not None
-        proc = ManagedProcess(
-            f"{self.name}-processor-{instance}",
-            [sys.executable, "-u", str(PROCESSOR), json.dumps(self._config(instance))],
-            self._ctx.log_dir / f"{self.name}-processor-{instance}.log",
-            env={**os.environ, "PYTHONPATH": str(PIPELINES)},  # for pipelines/rules.py
-        )
+        proc = self._ctx.kafka.launch_python(
+            f"{self.name}-processor-{instance}", PROCESSOR, [json.dumps(self._config(instance))],
+            self._ctx.log_dir / f"{self.name}-processor-{instance}.log", {},
+            cpus=self.options.cpus, memory_mb=self.options.memory_mb)
         self.instances[instance] = proc
         self._started.append(proc)
 
@@ -126,7 +126,7 @@ class KafkaTransactionsEngine:
         instance = fault.instance % len(self.instances)
         self._killed.add(instance)
         self.instances[instance].kill()
-        return f"{self.name}-processor-{instance} (pid {self.instances[instance].pid})"
+        return f"{self.name}-processor-{instance} ({self.instances[instance].ident})"
 
     def recover(self, fault: Fault) -> None:
         instance = fault.instance % len(self.instances)
@@ -138,7 +138,7 @@ class KafkaTransactionsEngine:
         for i, proc in list(self.instances.items()):
             if i in self._killed or proc.alive():
                 continue
-            code = proc.popen.returncode
+            code = proc.exit_code()
             proc.stop()
             events.append(f"{proc.name} exited by itself (code {code}); restarted. Last log lines:\n{tail(proc.log, 5)}")
             self._launch(i)
