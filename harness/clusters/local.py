@@ -234,6 +234,13 @@ logger.kafka.level = WARN
 """
 
 
+def package_home(python: Path, package: str) -> Path:
+    """Where `package` is installed for `python`: the Flink and Spark distributions live
+    inside their wheels."""
+    return Path(subprocess.run([str(python), "-c", f"import os, {package}; print(os.path.dirname({package}.__file__))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+
+
 @dataclass(frozen=True)
 class FlinkSettings:
     taskmanagers: int
@@ -250,9 +257,7 @@ class LocalFlink:
         self.settings = settings
         self.python = python
         self.log_dir = log_dir
-        self.home = Path(subprocess.run(
-            [str(python), "-c", "import os, pyflink; print(os.path.dirname(pyflink.__file__))"],
-            capture_output=True, text=True, check=True).stdout.strip())
+        self.home = package_home(python, "pyflink")
         self.jobmanager: ManagedProcess | None = None
         self.taskmanagers: list[ManagedProcess] = []  # every one started, also the killed ones
         self._dir: Path | None = None
@@ -398,9 +403,7 @@ class LocalSpark:
         self.settings = settings
         self.python = python
         self.log_dir = log_dir
-        self.home = Path(subprocess.run(
-            [str(python), "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
-            capture_output=True, text=True, check=True).stdout.strip())
+        self.home = package_home(python, "pyspark")
         self.master: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []  # every one started, also the killed ones
         self._dir: Path | None = None

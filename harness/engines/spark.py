@@ -13,7 +13,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import artifacts, venvs
-from harness.clusters.local import LocalSpark, SparkSettings
+from harness.clusters.local import LocalSpark, SparkSettings, package_home
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
@@ -73,8 +73,7 @@ class SparkEngine:
     def prepare(self) -> None:
         spark = pinned()["spark"]
         self._python = venvs.ensure("spark", [f"pyspark=={spark['version']}", *spark["python"]])
-        home = Path(self._python).parent.parent / "lib"
-        bundled = {_jar_artifact(j) for j in home.glob("python*/site-packages/pyspark/jars/*.jar")}
+        bundled = {_jar_artifact(j) for j in (package_home(self._python, "pyspark") / "jars").glob("*.jar")}
         # The connector's dependencies also list Hadoop, Scala and slf4j jars the
         # distribution already has (some in other versions): pass only what it lacks.
         self._jars = sorted(j for j in artifacts.jars("spark").glob("*.jar") if _jar_artifact(j) not in bundled)
