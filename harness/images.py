@@ -127,4 +127,8 @@ def _build(service: str, staged: dict[str, Path], build_args: dict[str, str] | N
         raise SetupError(f"building {tag} failed; last lines of {log}:\n"
                          + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
     console.print(f"[green]✓[/] image {tag} built in {time.monotonic() - t0:.0f} s")
+    # Earlier builds of this service (other versions or inputs) are 100s of MB each.
+    for old in docker.run("images", f"showdown/{service}", "--format", "{{.Repository}}:{{.Tag}}").split():
+        if old != tag:
+            docker.run("rmi", old, check=False)
     return tag
