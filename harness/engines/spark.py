@@ -107,6 +107,21 @@ class SparkEngine:
     def _submit(self, timeout_s: float = 240) -> float:
         """Start a driver (resuming from the checkpoint if there is one) and wait for its
         first completed micro-batch; returns the seconds that took."""
+        t0 = time.monotonic()
+        started = time.time()
+        driver = self._launch_driver()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not driver.alive():
+                raise ClusterError(f"the Spark driver exited (code {driver.popen.returncode}); "
+                                   f"last lines of {driver.log}:\n{tail(driver.log)}")
+            if any(e["event"] == "progress" and e["wall"] >= started for e in self._events()):
+                return round(time.monotonic() - t0, 2)
+            time.sleep(0.5)
+        raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
+                           f"last lines of {driver.log}:\n{tail(driver.log)}")
+
+    def _launch_driver(self) -> ManagedProcess:
         assert self.cluster is not None and self._ctx is not None and self._progress is not None
         o = self.options
         conf = {
@@ -120,8 +135,6 @@ class SparkEngine:
             "spark.sql.adaptive.enabled": "false",
         }
         n = len(self.drivers)
-        t0 = time.monotonic()
-        started = time.time()
         driver = ManagedProcess(
             f"{self.name}-driver-{n}",
             [str(self.cluster.home / "bin" / "spark-submit"), "--master", self.cluster.url, "--deploy-mode", "client",
@@ -130,16 +143,7 @@ class SparkEngine:
              str(JOB), json.dumps(self._config)],
             self._ctx.log_dir / f"{self.name}-driver-{n}.log", env=self.cluster.env())
         self.drivers.append(driver)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not driver.alive():
-                raise ClusterError(f"the Spark driver exited (code {driver.popen.returncode}); "
-                                   f"last lines of {driver.log}:\n{tail(driver.log)}")
-            if any(e["event"] == "progress" and e["wall"] >= started for e in self._events()):
-                return round(time.monotonic() - t0, 2)
-            time.sleep(0.5)
-        raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
-                           f"last lines of {driver.log}:\n{tail(driver.log)}")
+        return driver
 
     def _events(self) -> list[dict[str, Any]]:
         assert self._progress is not None
@@ -217,7 +221,7 @@ class SparkEngine:
             self._killed.add(driver.pid)
             events.append(f"{driver.name} exited by itself (code {driver.popen.returncode}); restarted it from "
                           f"the checkpoint. Last log lines:\n{tail(driver.log, 10)}")
-            self._submit()
+            self._launch_driver()  # not waited for: the run goes on observing meanwhile
         return events
 
     def stop(self) -> None:
