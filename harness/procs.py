@@ -131,6 +131,14 @@ class ManagedProcess:
         return self.cpu_seconds
 
 
+def exited_unasked(procs: list[ManagedProcess], handled: set[int]) -> list[ManagedProcess]:
+    """Those of `procs` that died without the harness killing them (their PIDs not in
+    `handled`), each returned once: it is added to `handled`."""
+    found = [p for p in procs if p.pid not in handled and not p.alive()]
+    handled.update(p.pid for p in found)
+    return found
+
+
 def kill_all(procs: list[psutil.Process]) -> None:
     """SIGKILL each of `procs` still alive (psutil checks it is the same process, not a
     reused PID)."""

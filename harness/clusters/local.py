@@ -68,31 +68,12 @@ def broker_properties(node: int, replication: int, voters: str, listeners: str, 
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def create_topics(admin: AdminClient, replication: int, partitions: int, names: list[str],
-                  config: dict[str, str] | None = None) -> None:
-    # Records carry event-time timestamps (Flink's sink writes the element's), which lie
-    # in the workload's virtual past: time-based retention would delete them mid-run.
-    settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
-    topics = [NewTopic(n, num_partitions=partitions, replication_factor=replication, config=settings) for n in names]
-    for name, fut in admin.create_topics(topics, operation_timeout=30).items():
-        try:
-            fut.result(timeout=60)
-        except Exception as e:
-            raise ClusterError(f"could not create topic {name}: {e}") from None
-
-
-class LocalKafka:
-    """One broker (or three, for replication) in combined broker+controller mode."""
-
-    backend = "local"
+class Brokers:
+    """What the Kafka clusters of both backends share: settings, the admin client, topics."""
 
     def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
         self.settings = settings
         self.log_dir = log_dir
-        self.nodes: dict[int, ManagedProcess] = {}
-        self._started: list[ManagedProcess] = []  # also the killed ones, for CPU totals
-        self._ports: dict[int, tuple[int, int]] = {}
-        self._data: Path | None = None
         self.bootstrap = ""
         self._admin: AdminClient | None = None
 
@@ -101,12 +82,42 @@ class LocalKafka:
         return str(pinned()["kafka"]["version"])
 
     @property
-    def data_dir(self) -> Path | None:
-        return self._data
-
-    @property
     def replication(self) -> int:
         return self.settings.brokers
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
+        # Records carry event-time timestamps (Flink's sink writes the element's), which lie
+        # in the workload's virtual past: time-based retention would delete them mid-run.
+        settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
+        topics = [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=settings)
+                  for n in names]
+        for name, fut in self.admin().create_topics(topics, operation_timeout=30).items():
+            try:
+                fut.result(timeout=60)
+            except Exception as e:
+                raise ClusterError(f"could not create topic {name}: {e}") from None
+
+
+class LocalKafka(Brokers):
+    """One broker (or three, for replication) in combined broker+controller mode."""
+
+    backend = "local"
+
+    def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
+        super().__init__(settings, log_dir)
+        self.nodes: dict[int, ManagedProcess] = {}
+        self._started: list[ManagedProcess] = []  # also the killed ones, for CPU totals
+        self._ports: dict[int, tuple[int, int]] = {}
+        self._data: Path | None = None
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self._data
 
     def start(self, timeout_s: float = 120.0) -> str:
         java = artifacts.require_java()
@@ -165,11 +176,6 @@ class LocalKafka:
             log_dir=str(self._data / f"node-{node}")))
         return path
 
-    def admin(self) -> AdminClient:
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        return self._admin
-
     def _await_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         admin: AdminClient | None = None
@@ -193,9 +199,6 @@ class LocalKafka:
                 raise ClusterError(f"Kafka did not answer a metadata request within {timeout_s:.0f} s; "
                                    f"last lines of {p.log}:\n{tail(p.log)}")
             time.sleep(0.3)
-
-    def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
-        create_topics(self.admin(), self.replication, partitions, names, config)
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds for p in self._started)
@@ -241,6 +244,44 @@ def package_home(python: Path, package: str) -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())
 
 
+class WheelCluster:
+    """A standalone cluster run from the distribution inside an engine's wheel: a leader
+    (Flink's JobManager, Spark's Master) and workers (TaskManagers, Workers), each a local
+    process in its own group, in a scratch folder of their own under .cache/tmp."""
+
+    package = ""  # the wheel's Python package: pyflink, pyspark
+
+    def __init__(self, python: Path, log_dir: Path) -> None:
+        self.python = python
+        self.log_dir = log_dir
+        self.home = package_home(python, self.package)
+        self.leader: ManagedProcess | None = None
+        self.workers: list[ManagedProcess] = []  # every one started, also the killed ones
+        self._dir: Path | None = None
+
+    def _make_scratch(self) -> Path:
+        artifacts.require_java()
+        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.package.removeprefix('py')}-", dir=CACHE / "tmp"))
+        return self._dir
+
+    def live_workers(self) -> list[ManagedProcess]:
+        return [p for p in self.workers if p.alive()]
+
+    def _processes(self) -> list[ManagedProcess]:
+        return [*self.workers, *([self.leader] if self.leader else [])]
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds for p in self._processes())
+
+    def stop(self) -> None:
+        for p in self._processes():
+            p.stop(grace_s=10)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
 @dataclass(frozen=True)
 class FlinkSettings:
     taskmanagers: int
@@ -250,17 +291,14 @@ class FlinkSettings:
     heartbeat_timeout_ms: int
 
 
-class LocalFlink:
-    """A Flink standalone session cluster run from the distribution inside the apache-flink wheel."""
+class LocalFlink(WheelCluster):
+    """A Flink standalone session cluster: the JobManager leads, TaskManagers are the workers."""
+
+    package = "pyflink"
 
     def __init__(self, settings: FlinkSettings, python: Path, log_dir: Path) -> None:
+        super().__init__(python, log_dir)
         self.settings = settings
-        self.python = python
-        self.log_dir = log_dir
-        self.home = package_home(python, "pyflink")
-        self.jobmanager: ManagedProcess | None = None
-        self.taskmanagers: list[ManagedProcess] = []  # every one started, also the killed ones
-        self._dir: Path | None = None
         self.rest_port = 0
 
     @property
@@ -322,30 +360,25 @@ class LocalFlink:
             (lib / jar.name).symlink_to(jar)
 
     def start(self, timeout_s: float = 120.0) -> None:
-        artifacts.require_java()
-        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
-        self._dir = Path(tempfile.mkdtemp(prefix="flink-", dir=CACHE / "tmp"))
+        self._make_scratch()
         self.rest_port = free_port()
         self._write_conf()
         t0 = time.monotonic()
         with console.status(f"Starting Flink (JobManager + {self.settings.taskmanagers} TaskManager)"):
-            self.jobmanager = ManagedProcess("flink-jobmanager", [str(self.home / "bin" / "jobmanager.sh"),
-                                                                  "start-foreground"],
-                                             self.log_dir / "flink-jobmanager.log", env=self.env())
+            self.leader = ManagedProcess("flink-jobmanager", [str(self.home / "bin" / "jobmanager.sh"),
+                                                              "start-foreground"],
+                                         self.log_dir / "flink-jobmanager.log", env=self.env())
             for _ in range(self.settings.taskmanagers):
-                self.start_taskmanager()
+                self.start_worker()
             self.await_taskmanagers(self.settings.taskmanagers, timeout_s)
         console.print(f"[green]✓[/] Flink ready at {self.rest} in {time.monotonic() - t0:.1f} s")
 
-    def start_taskmanager(self) -> ManagedProcess:
-        n = len(self.taskmanagers)
+    def start_worker(self) -> ManagedProcess:
+        n = len(self.workers)
         proc = ManagedProcess(f"flink-taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground"],
                               self.log_dir / f"flink-taskmanager-{n}.log", env=self.env())
-        self.taskmanagers.append(proc)
+        self.workers.append(proc)
         return proc
-
-    def live_taskmanagers(self) -> list[ManagedProcess]:
-        return [p for p in self.taskmanagers if p.alive()]
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
@@ -368,24 +401,12 @@ class LocalFlink:
             except (OSError, ValueError):  # REST not up yet
                 pass
             if time.monotonic() > deadline:
-                p = self.jobmanager
+                p = self.leader
                 assert p is not None
                 raise ClusterError(f"Flink had no {n} TaskManager(s) registered within {timeout_s:.0f} s; "
                                    f"last lines of {p.log}:\n{tail(p.log)}")
             time.sleep(0.5)
 
-    def _processes(self) -> list[ManagedProcess]:
-        return [*self.taskmanagers, *([self.jobmanager] if self.jobmanager else [])]
-
-    def cpu_seconds(self) -> float:
-        return sum(p.cpu_seconds for p in self._processes())
-
-    def stop(self) -> None:
-        for p in self._processes():
-            p.stop(grace_s=10)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
 
 
 @dataclass(frozen=True)
@@ -395,18 +416,15 @@ class SparkSettings:
     daemon_memory: str  # heap of the Master and Worker JVMs themselves
 
 
-class LocalSpark:
-    """A Spark standalone cluster (Master + Workers) run from the distribution inside the
-    pyspark wheel. `bin/spark-class` execs the JVM, so each recorded PID is the JVM's."""
+class LocalSpark(WheelCluster):
+    """A Spark standalone cluster: the Master leads, Workers host the executors.
+    `bin/spark-class` execs the JVM, so each recorded PID is the JVM's."""
+
+    package = "pyspark"
 
     def __init__(self, settings: SparkSettings, python: Path, log_dir: Path) -> None:
+        super().__init__(python, log_dir)
         self.settings = settings
-        self.python = python
-        self.log_dir = log_dir
-        self.home = package_home(python, "pyspark")
-        self.master: ManagedProcess | None = None
-        self.workers: list[ManagedProcess] = []  # every one started, also the killed ones
-        self._dir: Path | None = None
         self.port = 0
         self.ui_port = 0
 
@@ -431,13 +449,11 @@ class LocalSpark:
                 "PYSPARK_PYTHON": str(self.python), "PYSPARK_DRIVER_PYTHON": str(self.python)}
 
     def start(self, timeout_s: float = 120.0) -> None:
-        artifacts.require_java()
-        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
-        self._dir = Path(tempfile.mkdtemp(prefix="spark-", dir=CACHE / "tmp"))
+        self._make_scratch()
         self.port, self.ui_port = free_port(), free_port()
         t0 = time.monotonic()
         with console.status("Starting Spark (Master + 1 Worker)"):
-            self.master = ManagedProcess(
+            self.leader = ManagedProcess(
                 "spark-master", [str(self.home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
                                  "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)],
                 self.log_dir / "spark-master.log", env=self.env())
@@ -458,9 +474,6 @@ class LocalSpark:
         self.workers.append(proc)
         return proc
 
-    def live_workers(self) -> list[ManagedProcess]:
-        return [p for p in self.workers if p.alive()]
-
     def state(self) -> dict[str, Any]:
         # /json redirects to /json/.
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=10) as resp:
@@ -470,7 +483,7 @@ class LocalSpark:
         deadline = time.monotonic() + timeout_s
         while True:
             # Workers killed earlier by a fault are expected to be dead; the newest is not.
-            for p in (self.master, self.workers[-1] if self.workers else None):
+            for p in (self.leader, self.workers[-1] if self.workers else None):
                 if p is not None and not p.alive():
                     raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
             try:
@@ -480,21 +493,8 @@ class LocalSpark:
             except (OSError, ValueError):  # the master's UI is not up yet
                 pass
             if time.monotonic() > deadline:
-                p = self.workers[-1] if self.workers else self.master
+                p = self.workers[-1] if self.workers else self.leader
                 assert p is not None
                 raise ClusterError(f"Spark had no {n} ALIVE worker(s) within {timeout_s:.0f} s; "
                                    f"last lines of {p.log}:\n{tail(p.log)}")
             time.sleep(0.5)
-
-    def _processes(self) -> list[ManagedProcess]:
-        return [*self.workers, *([self.master] if self.master else [])]
-
-    def cpu_seconds(self) -> float:
-        return sum(p.cpu_seconds for p in self._processes())
-
-    def stop(self) -> None:
-        for p in self._processes():
-            p.stop(grace_s=10)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None

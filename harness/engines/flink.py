@@ -15,7 +15,7 @@ from harness.clusters.local import FlinkSettings, LocalFlink
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
-from harness.procs import ManagedProcess, tail
+from harness.procs import ManagedProcess, exited_unasked, tail
 from harness.versions import pinned
 from harness.workload import Fault
 
@@ -128,7 +128,7 @@ class FlinkEngine:
         assert self.cluster is not None
         if fault.action == "cancel-resubmit":
             return self._cancel()
-        live = self.cluster.live_taskmanagers()
+        live = self.cluster.live_workers()
         if not live:
             raise ClusterError("no TaskManager is alive to kill")
         victim = live[fault.instance % len(live)]
@@ -142,7 +142,7 @@ class FlinkEngine:
             assert self._resume_from is not None
             self.timings.setdefault("resubmit_to_running_s", []).append(self._deploy(savepoint=self._resume_from))
             return
-        self.cluster.start_taskmanager()
+        self.cluster.start_worker()
 
     def _cancel(self) -> str:
         """Cancel the job; its checkpoints are retained on cancellation (config.yaml)."""
@@ -164,16 +164,13 @@ class FlinkEngine:
     def check_health(self) -> list[str]:
         assert self.cluster is not None
         events = []
-        jm = self.cluster.jobmanager
+        jm = self.cluster.leader
         if jm is not None and not jm.alive():
             raise ClusterError(f"the Flink JobManager died; last lines of {jm.log}:\n{tail(jm.log)}")
-        for tm in list(self.cluster.taskmanagers):
-            if tm.pid in self._killed or tm.alive():
-                continue
-            self._killed.add(tm.pid)
-            events.append(f"{tm.name} exited by itself (code {tm.popen.returncode}); started a new one. "
+        for tm in exited_unasked(self.cluster.workers, self._killed):
+            events.append(f"{tm.name} exited by itself (code {tm.exit_code()}); started a new one. "
                           f"Last log lines:\n{tail(tm.log, 5)}")
-            self.cluster.start_taskmanager()
+            self.cluster.start_worker()
         return events
 
     def stop(self) -> None:

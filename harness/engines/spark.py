@@ -17,7 +17,7 @@ from harness.clusters.local import LocalSpark, SparkSettings, package_home
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
-from harness.procs import ManagedProcess, free_port, kill_all, tail
+from harness.procs import ManagedProcess, exited_unasked, free_port, kill_all, tail
 from harness.versions import pinned
 from harness.workload import Fault
 
@@ -205,21 +205,16 @@ class SparkEngine:
 
     def check_health(self) -> list[str]:
         assert self.cluster is not None
-        master = self.cluster.master
+        master = self.cluster.leader
         if master is not None and not master.alive():
             raise ClusterError(f"the Spark Master died; last lines of {master.log}:\n{tail(master.log)}")
         events = []
-        for worker in list(self.cluster.workers):
-            if worker.pid in self._killed or worker.alive():
-                continue
-            self._killed.add(worker.pid)
-            events.append(f"{worker.name} exited by itself (code {worker.popen.returncode}); started a new one. "
+        for worker in exited_unasked(self.cluster.workers, self._killed):
+            events.append(f"{worker.name} exited by itself (code {worker.exit_code()}); started a new one. "
                           f"Last log lines:\n{tail(worker.log, 5)}")
             self.cluster.start_worker()
-        driver = self.drivers[-1] if self.drivers else None
-        if driver is not None and driver.pid not in self._killed and not driver.alive():
-            self._killed.add(driver.pid)
-            events.append(f"{driver.name} exited by itself (code {driver.popen.returncode}); restarted it from "
+        for driver in exited_unasked(self.drivers[-1:], self._killed):
+            events.append(f"{driver.name} exited by itself (code {driver.exit_code()}); restarted it from "
                           f"the checkpoint. Last log lines:\n{tail(driver.log, 10)}")
             self._launch_driver()  # not waited for: the run goes on observing meanwhile
         return events
