@@ -6,11 +6,13 @@ leftovers can be found and removed without touching anything else.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -104,6 +106,12 @@ def run(*args: str, timeout_s: float = 120, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise SetupError(f"docker {' '.join(args[:3])} … failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
     return proc.stdout.strip()
+
+
+def state(container_id: str) -> dict[str, Any]:
+    """The container's State (Running, ExitCode, ...); empty once it is removed."""
+    out = run("inspect", "-f", "{{json .State}}", container_id, check=False)
+    return dict(json.loads(out)) if out else {}
 
 
 def image_exists(tag: str) -> bool:

@@ -7,7 +7,6 @@ is published under the same number, so what the broker advertises is what answer
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -15,15 +14,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from harness import docker, images
-from harness.clusters.local import broker_properties, create_topics
+from harness.clusters.local import Brokers, broker_properties
 from harness.console import console
 from harness.errors import ClusterError
 from harness.paths import CACHE, PIPELINES
 from harness.procs import ManagedProcess, free_port, tail
-from harness.versions import pinned
 from harness.workload import KafkaSettings
 
 INTERNAL_PORT = 9092
@@ -35,13 +31,18 @@ class ContainerProcess:
     from its cgroup, its output followed into the run's log folder."""
 
     def __init__(self, name: str, image: str, argv: Sequence[str], log: Path, network: str,
-                 env: Mapping[str, str], mounts: Mapping[Path, str], cpus: float, memory_mb: int) -> None:
+                 env: Mapping[str, str], mounts: Mapping[Path, str], cpus: float, memory_mb: int,
+                 alias: str | None = None, publish: Sequence[int] = ()) -> None:
+        """`alias`: its name on the network; `publish`: ports also reachable on 127.0.0.1
+        under the same number."""
         self.name = name
         self.log = log
         self._cpu = 0.0
         self.id = docker.run(
             "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{name}-{uuid.uuid4().hex[:4]}",
-            "--network", network, f"--cpus={cpus}", f"--memory={memory_mb}m",
+            "--network", network, *(["--network-alias", alias] if alias else []),
+            *(a for port in publish for a in ("-p", f"127.0.0.1:{port}:{port}")),
+            f"--cpus={cpus}", f"--memory={memory_mb}m",
             *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
             *(a for host, inside in mounts.items() for a in ("-v", f"{host}:{inside}")),
             image, *argv)
@@ -52,15 +53,11 @@ class ContainerProcess:
     def ident(self) -> str:
         return f"container {self.id[:12]}"
 
-    def _state(self) -> dict[str, object]:
-        out = docker.run("inspect", "-f", "{{json .State}}", self.id, check=False)
-        return json.loads(out) if out else {}
-
     def alive(self) -> bool:
-        return not self._gone and bool(self._state().get("Running"))
+        return not self._gone and bool(docker.state(self.id).get("Running"))
 
     def exit_code(self) -> int | None:
-        state = self._state()
+        state = docker.state(self.id)
         return None if not state or state.get("Running") else int(state.get("ExitCode", -1))  # type: ignore[arg-type]
 
     def _sample(self) -> None:
@@ -90,34 +87,22 @@ class ContainerProcess:
         self._gone = True
 
 
-class ContainerKafka:
+class ContainerKafka(Brokers):
     backend = "containers"
 
     def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
-        self.settings = settings
-        self.log_dir = log_dir
+        super().__init__(settings, log_dir)
         self.run = uuid.uuid4().hex[:8]
         self.network = f"showdown-{self.run}"
-        self.bootstrap = ""
-        self.containers: dict[int, str] = {}  # node -> id of its current container
-        self._logs: dict[int, ManagedProcess] = {}
-        self._cpu: dict[str, float] = {}  # container id -> last CPU sample, also of killed ones
+        self.nodes: dict[int, ContainerProcess] = {}  # node -> its current container
+        self._started: list[ContainerProcess] = []  # also the killed ones, for CPU totals
         self._ports: dict[int, int] = {}
         self._dir: Path | None = None
         self._image = ""
         self._python_image = ""
         self._processes: list[ContainerProcess] = []  # engines' containers, removed with the network
         self._cluster_id = uuid.uuid4().hex[:22]
-        self._admin: AdminClient | None = None
         self.timings: dict[str, float] = {}
-
-    @property
-    def version(self) -> str:
-        return str(pinned()["kafka"]["version"])
-
-    @property
-    def replication(self) -> int:
-        return self.settings.brokers
 
     def start(self, timeout_s: float = 120.0) -> str:
         console.print(f"Docker: {docker.ensure_engine()}")
@@ -154,19 +139,13 @@ class ContainerKafka:
         """A fresh container for `node` on its data folder (what survives a killed one)."""
         assert self._dir is not None
         s = self.settings
-        port = self._ports[node]
-        cid = docker.run(
-            "run", "-d", "--label", docker.LABEL, "--name", f"{self.network}-kafka-{node}-{len(self._cpu)}",
-            "--network", self.network, "--network-alias", f"kafka-{node}",
-            "-p", f"127.0.0.1:{port}:{port}", f"--cpus={s.cpus}", f"--memory={s.heap_mb + 512}m",
-            "-v", f"{self._dir / f'node-{node}'}:/var/lib/kafka",
-            "-e", f"KAFKA_CLUSTER_ID={self._cluster_id}", "-e", f"KAFKA_HEAP_MB={s.heap_mb}",
-            "-e", f"KAFKA_TRANSACTION_VERSION={s.transaction_version}", self._image)
-        self.containers[node] = cid
-        self._cpu[cid] = 0.0
-        # The container's output, followed into the run's log folder like a local broker's.
-        self._logs[node] = ManagedProcess(f"kafka-{node}-logs", [docker.cli(), "logs", "-f", cid],
-                                          self.log_dir / f"kafka-{node}.log")
+        self.nodes[node] = proc = ContainerProcess(
+            f"kafka-{node}", self._image, [], self.log_dir / f"kafka-{node}.log", self.network,
+            {"KAFKA_CLUSTER_ID": self._cluster_id, "KAFKA_HEAP_MB": str(s.heap_mb),
+             "KAFKA_TRANSACTION_VERSION": str(s.transaction_version)},
+            {self._dir / f"node-{node}": "/var/lib/kafka"}, s.cpus, s.heap_mb + 512,
+            alias=f"kafka-{node}", publish=[self._ports[node]])
+        self._started.append(proc)
 
     @property
     def engine_bootstrap(self) -> str:
@@ -182,54 +161,31 @@ class ContainerKafka:
         self._processes.append(proc)
         return proc
 
-    def kill_node(self, node: int) -> str:
-        cid = self.containers[node]
-        self.cpu_seconds()
-        docker.run("kill", "-s", "KILL", cid)
-        return f"kafka-{node} (container {cid[:12]})"
-
-    def _running(self, cid: str) -> bool:
-        state = docker.run("inspect", "-f", "{{json .State}}", cid, check=False)
-        return bool(state) and json.loads(state).get("Running", False)
-
-    def admin(self) -> AdminClient:
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        return self._admin
-
     def _await_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
-            for node, cid in self.containers.items():
-                if not self._running(cid):
-                    log = self._logs[node].log
-                    raise ClusterError(f"the kafka-{node} container exited while starting; last lines of {log}:\n"
-                                       f"{tail(log)}")
+            for proc in self.nodes.values():
+                if not proc.alive():
+                    raise ClusterError(f"the {proc.name} container exited while starting; last lines of {proc.log}:\n"
+                                       f"{tail(proc.log)}")
             # docker-proxy accepts connections on a published port before the broker listens,
             # and a client would log every reset: ask only once each broker says it started.
-            started = all("Kafka Server started" in self._logs[node].log.read_text(errors="replace")
-                          for node in self.containers)
+            started = all("Kafka Server started" in proc.log.read_text(errors="replace")
+                          for proc in self.nodes.values())
             if started:
                 try:
-                    if len(self.admin().list_topics(timeout=2).brokers) == len(self.containers):
+                    if len(self.admin().list_topics(timeout=2).brokers) == len(self.nodes):
                         return
                 except Exception:  # started, but not answering metadata requests yet
                     pass
             if time.monotonic() > deadline:
-                log = self._logs[1].log
+                log = self.nodes[1].log
                 raise ClusterError(f"Kafka in containers did not answer within {timeout_s:.0f} s; last lines of "
                                    f"{log}:\n{tail(log)}")
             time.sleep(0.3)
 
-    def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
-        create_topics(self.admin(), self.replication, partitions, names, config)
-
     def cpu_seconds(self) -> float:
-        for cid in self._cpu:
-            used = docker.cpu_seconds(cid)
-            if used is not None:
-                self._cpu[cid] = used
-        return sum(self._cpu.values())
+        return sum(p.cpu_seconds for p in self._started)
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.backend, "image": self._image, "cpus": self.settings.cpus,
@@ -239,11 +195,8 @@ class ContainerKafka:
         self._admin = None
         for proc in self._processes:
             proc.stop(grace_s=5)
-        if self._cpu:
-            self.cpu_seconds()
-            docker.run("rm", "-f", *self._cpu, check=False)
-        for p in self._logs.values():
-            p.stop(grace_s=2)
+        for proc in self._started:
+            proc.stop(grace_s=0)  # the run is over: no clean broker shutdown needed
         docker.run("network", "rm", self.network, check=False)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
