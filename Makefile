@@ -4,10 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKLOAD ?= workloads/fraud-default.yaml
 ENGINES ?=
-BACKEND ?= local
+BACKEND ?= auto
 STAMP := $(VENV)/.installed
+# docker-compose v1 (Debian bookworm), else the v2 plugin.
+COMPOSE ?= $(shell command -v docker-compose || echo docker compose)
+COMPOSE_ENV := .cache/compose/compose.env
 
-.PHONY: setup bench test unit integration selfbench driver-bench clean
+.PHONY: setup bench test unit integration selfbench driver-bench compose-up compose-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=/path/to/python3.11")'
@@ -35,6 +38,13 @@ selfbench: $(STAMP)
 
 driver-bench: setup
 	$(BIN)/showdown driver-bench
+
+compose-up: setup
+	$(BIN)/showdown compose
+	$(COMPOSE) --env-file $(COMPOSE_ENV) up -d
+
+compose-down:
+	$(COMPOSE) --env-file $(COMPOSE_ENV) down
 
 clean:
 	rm -rf $(VENV) .cache

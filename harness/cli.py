@@ -127,6 +127,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compose(args: argparse.Namespace) -> int:
+    from harness import compose, docker
+
+    console.print(f"Docker: {docker.ensure_engine()}")
+    env = compose.write(compose.Ports(args.kafka_port, args.flink_port, args.spark_port))
+    console.print(f"[green]✓[/] {env} written. Start the stack with\n"
+                  f"  docker-compose --env-file {env} -f {compose.COMPOSE_FILE} up -d\n"
+                  f"Kafka at 127.0.0.1:{args.kafka_port}, Flink at http://127.0.0.1:{args.flink_port}, "
+                  f"the Spark Master at http://127.0.0.1:{args.spark_port}.")
+    return 0
+
+
 def cmd_driver_bench(args: argparse.Namespace) -> int:
     from harness.selfbench import collector_max_rate, driver_max_rate
 
@@ -143,10 +155,10 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a workload against its engines and print the comparison table")
     r.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     r.add_argument("--engines", help="comma-separated subset of the workload's engines")
-    r.add_argument("--backend", choices=["local", "containers", "auto"], default="local",
-                   help="where clusters run: local processes, or containers built here (so far the Kafka "
-                        "brokers; engine clusters still run as local processes); auto: containers when a "
-                        "Docker engine answers or can be started (default: %(default)s)")
+    r.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+                   help="where Kafka and the engines' clusters run: local processes, or containers built "
+                        "here; auto: containers when a Docker engine answers or can be started, else local "
+                        "(default: %(default)s)")
     r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
     r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
     r.set_defaults(func=cmd_run)
@@ -169,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     st.set_defaults(func=cmd_setup)
 
+    co = sub.add_parser("compose", help="build the images and write the config docker-compose.yml runs "
+                                         "(.cache/compose/compose.env)")
+    co.add_argument("--kafka-port", type=int, default=9094, help="Kafka's port on 127.0.0.1 (default: %(default)s)")
+    co.add_argument("--flink-port", type=int, default=8081, help="Flink's REST/UI port (default: %(default)s)")
+    co.add_argument("--spark-port", type=int, default=8080, help="the Spark Master's UI port (default: %(default)s)")
+    co.set_defaults(func=cmd_compose)
     db = sub.add_parser("driver-bench", help="measure the load driver and the collector alone against a real broker")
     db.add_argument("-w", "--workload", default=str(WORKLOADS / "smoke.yaml"))
     db.add_argument("--rate", type=float, default=50_000)

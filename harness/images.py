@@ -15,7 +15,7 @@ from harness import artifacts, docker
 from harness.console import console
 from harness.errors import SetupError
 from harness.paths import CACHE, ROOT
-from harness.versions import pinned, python_package
+from harness.versions import pinned, python_package, runtime
 
 DOCKERFILES = ROOT / "docker"
 DEFAULT_BASE = "debian:bookworm-slim"
@@ -74,13 +74,24 @@ def base_image() -> str:
 
 def kafka_image() -> str:
     """The Kafka broker: a headless JRE plus the very jars the local backend runs."""
-    jars = artifacts.jars("kafka")
-    return _build("kafka", {"libs": jars})
+    return _build("kafka", {"libs": sorted(artifacts.jars("kafka").glob("*.jar"))})
 
 
 def python_image() -> str:
     """The Kafka processors' runtime: Python with the harness's own confluent-kafka."""
     return _build("python", {}, {"CONFLUENT_KAFKA": python_package("confluent-kafka")}, extra_ca=True)
+
+
+def flink_image() -> str:
+    """JobManager, TaskManager and CLI: the pinned apache-flink wheel and its connector jar."""
+    jars = sorted(artifacts.jars("flink").glob("flink-sql-connector-kafka-*.jar"))
+    return _build("flink", {"jars": jars}, {"REQUIREMENTS": " ".join(runtime("flink"))}, extra_ca=True)
+
+
+def spark_image(jars: list[Path]) -> str:
+    """Master, Worker and driver: the pinned pyspark wheel, the job's Python packages and
+    `jars`, the connector jars the wheel lacks."""
+    return _build("spark", {"jars": jars}, {"REQUIREMENTS": " ".join(runtime("spark"))}, extra_ca=True)
 
 
 def _extra_ca() -> bytes:
@@ -92,9 +103,10 @@ def _extra_ca() -> bytes:
     return b""
 
 
-def _build(service: str, staged: dict[str, Path], build_args: dict[str, str] | None = None,
+def _build(service: str, staged: dict[str, list[Path]], build_args: dict[str, str] | None = None,
            extra_ca: bool = False) -> str:
-    """Build docker/<service>/ with `staged` folders copied into its context."""
+    """Build docker/<service>/ with each `staged` list of files copied into a folder of
+    that name in its context."""
     base = base_image()
     build_args = build_args or {}
     ca = _extra_ca() if extra_ca else b""
@@ -103,8 +115,8 @@ def _build(service: str, staged: dict[str, Path], build_args: dict[str, str] | N
     inputs: list[str | bytes] = [base, repr(pinned().get(service, {})), repr(sorted(build_args.items())), ca]
     for p in files:
         inputs += [str(p.relative_to(source)), p.read_bytes()]
-    for name, folder in sorted(staged.items()):
-        inputs += [name, *sorted(f.name for f in folder.glob("*.jar"))]
+    for name, files in sorted(staged.items()):
+        inputs += [name, *sorted(f.name for f in files)]
     tag = f"showdown/{service}:{_digest(*inputs)}"
     if docker.image_exists(tag):
         return tag
@@ -113,8 +125,10 @@ def _build(service: str, staged: dict[str, Path], build_args: dict[str, str] | N
     (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ctx-{service}-", dir=CACHE / "tmp") as ctx:
         shutil.copytree(source, ctx, dirs_exist_ok=True)
-        for name, folder in staged.items():
-            shutil.copytree(folder, Path(ctx) / name, ignore=shutil.ignore_patterns(".*"))
+        for name, files in staged.items():
+            (Path(ctx) / name).mkdir()
+            for f in files:
+                shutil.copy(f, Path(ctx) / name / f.name)
         if extra_ca:
             (Path(ctx) / "ca-bundle.crt").write_bytes(ca)
         t0 = time.monotonic()

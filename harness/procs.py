@@ -14,9 +14,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import psutil
+
+from harness.clusters.base import Worker
+
+W = TypeVar("W", bound=Worker)
 
 _live: dict[int, ManagedProcess] = {}
 _lock = threading.Lock()
@@ -65,6 +69,25 @@ class ManagedProcess:
 
     def exit_code(self) -> int | None:
         return self.popen.poll()
+
+    def kill_matching(self, pattern: str) -> int:
+        hits, victims = 0, []
+        for child in self._descendants():
+            try:
+                if pattern in " ".join(child.cmdline()):
+                    hits += 1
+                    victims += [child, *child.children(recursive=True)]
+            except psutil.Error:  # a short-lived helper that just ended
+                pass
+        kill_all(victims)
+        return hits
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit code once it ends, or None if it still runs after `timeout_s`."""
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
         """SIGKILL the whole group at once: a crash, as a fault injector wants it."""
@@ -131,11 +154,11 @@ class ManagedProcess:
         return self.cpu_seconds
 
 
-def exited_unasked(procs: list[ManagedProcess], handled: set[int]) -> list[ManagedProcess]:
-    """Those of `procs` that died without the harness killing them (their PIDs not in
-    `handled`), each returned once: it is added to `handled`."""
-    found = [p for p in procs if p.pid not in handled and not p.alive()]
-    handled.update(p.pid for p in found)
+def exited_unasked(procs: Sequence[W], handled: set[str]) -> list[W]:
+    """Those of `procs` (processes or containers) that died without the harness killing
+    them (their idents not in `handled`), each returned once: it is added to `handled`."""
+    found = [p for p in procs if p.ident not in handled and not p.alive()]
+    handled.update(p.ident for p in found)
     return found
 
 

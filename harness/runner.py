@@ -308,9 +308,8 @@ class EngineRun:
 
 BACKENDS = {
     "local": "local processes on 127.0.0.1",
-    # Issue 5 in progress: the engines' clusters follow.
-    "containers": "Kafka brokers and Kafka processors in containers built locally; Flink and Spark clusters "
-                  "still as local processes",
+    "containers": "Kafka brokers, Kafka processors and the Flink and Spark clusters in containers built "
+                  "locally, on a network of their own",
 }
 
 

@@ -17,6 +17,14 @@ def pinned() -> dict[str, Any]:
         return tomllib.load(f)
 
 
+def runtime(engine: str) -> list[str]:
+    """The pip requirements of an engine's Python runtime: its local venv and its image."""
+    v = pinned()[engine]
+    if engine == "flink":
+        return [f"apache-flink=={v['version']}"]
+    return [f"pyspark=={v['version']}", *v["python"]]
+
+
 def python_package(name: str) -> str:
     try:
         return importlib.metadata.version(name)

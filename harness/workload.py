@@ -81,6 +81,11 @@ class KafkaSettings(Strict):
     transactions_topic: str = Field("transactions", min_length=1)
     decisions_topic: str = Field("decisions", min_length=1)
 
+    @property
+    def container_mb(self) -> int:
+        """A broker container's memory limit: the heap plus the JVM's own and page cache room."""
+        return self.heap_mb + 512
+
 
 class DriverSettings(Strict):
     linger_ms: float = Field(1.0, ge=0, le=1_000)

@@ -22,9 +22,41 @@ class Worker(Protocol):
 
     def exit_code(self) -> int | None: ...
 
+    def wait(self, timeout_s: float) -> int | None: ...  # the exit code, or None if still running
+
     def kill(self) -> None: ...  # SIGKILL, as a fault
 
     def stop(self, grace_s: float = 10.0) -> None: ...
+
+    def kill_matching(self, pattern: str) -> int:
+        """SIGKILL the processes inside it whose command line contains `pattern`, with
+        their descendants (a Spark executor inside a Worker); returns how many matched."""
+        ...
+
+
+class Launcher(Protocol):
+    """Starts the processes of an engine's cluster (wheel.py) on one backend. Paths are
+    the same on both sides of it: containers mount what they share at the host's paths."""
+
+    backend: str
+    bind: str  # the address servers bind to
+    home: Path  # the distribution inside the engine's wheel, as the processes see it
+    wheel_home: Path  # the same distribution on this host, to read its default config from
+    python: Path  # the engine runtime's python, as the processes see it
+
+    def address(self, alias: str) -> str: ...  # how the other processes reach the one named `alias`
+
+    def jar(self, jar: Path) -> Path: ...  # where a jar the harness resolved is, as the processes see it
+
+    def share(self, path: Path) -> None: ...  # make a host folder visible (read-write) to the processes
+
+    def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
+               memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> Worker:
+        """Start one process. `alias`: the name others reach it by; `publish`: ports this
+        host must reach on 127.0.0.1; `cpus`/`memory_mb`: a container's limits."""
+        ...
+
+    def describe(self) -> dict[str, object]: ...
 
 
 class KafkaCluster(Protocol):

@@ -7,6 +7,7 @@ is published under the same number, so what the broker advertises is what answer
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -24,6 +25,39 @@ from harness.workload import KafkaSettings
 
 INTERNAL_PORT = 9092
 CONTROLLER_PORT = 9093
+IMAGE_PYTHON = Path("/opt/venv/bin/python")  # the engine images' runtime (docker/flink, docker/spark)
+IMAGE_JARS = Path("/opt/showdown/jars")
+
+# Run with the image's python inside a container: SIGKILL the processes whose command line
+# contains argv[1], and their descendants; prints how many matched.
+KILL_MATCHING = """
+import os, signal, sys
+procs = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode(errors="replace")
+        ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        continue
+    procs[int(pid)] = (ppid, cmd)
+hit = {p for p, (_, cmd) in procs.items() if sys.argv[1] in cmd and p != os.getpid()}
+victims, grew = set(hit), True
+while grew:
+    more = {p for p, (pp, _) in procs.items() if pp in victims} - victims
+    victims |= more
+    grew = bool(more)
+for p in victims:
+    try:
+        os.kill(p, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+print(len(hit))
+"""
+
+
+def dns_name(name: str) -> str:
+    """`name` as a container name or network alias may spell it (engine names have colons)."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower())
 
 
 class ContainerProcess:
@@ -39,8 +73,8 @@ class ContainerProcess:
         self.log = log
         self._cpu = 0.0
         self.id = docker.run(
-            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{name}-{uuid.uuid4().hex[:4]}",
-            "--network", network, *(["--network-alias", alias] if alias else []),
+            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{dns_name(name)}-{uuid.uuid4().hex[:4]}",
+            "--network", network, *(["--network-alias", dns_name(alias)] if alias else []),
             *(a for port in publish for a in ("-p", f"127.0.0.1:{port}:{port}")),
             f"--cpus={cpus}", f"--memory={memory_mb}m",
             *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
@@ -59,6 +93,19 @@ class ContainerProcess:
     def exit_code(self) -> int | None:
         state = docker.state(self.id)
         return None if not state or state.get("Running") else int(state.get("ExitCode", -1))  # type: ignore[arg-type]
+
+    def wait(self, timeout_s: float) -> int | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.exit_code()
+            if code is not None:
+                return code
+            time.sleep(0.3)
+        return None
+
+    def kill_matching(self, pattern: str) -> int:
+        out = docker.run("exec", self.id, "python3", "-c", KILL_MATCHING, pattern, check=False)
+        return int(out) if out.strip().isdigit() else 0
 
     def _sample(self) -> None:
         used = docker.cpu_seconds(self.id)
@@ -82,9 +129,43 @@ class ContainerProcess:
             return
         self._sample()
         docker.run("stop", "-t", str(int(grace_s)), self.id, check=False, timeout_s=grace_s + 30)
+        self._follow.wait(timeout_s=2)  # `docker logs -f` ends with the container, once it has copied all
         docker.run("rm", "-f", self.id, check=False)
         self._follow.stop(grace_s=2)
         self._gone = True
+
+
+class ContainerLauncher:
+    """Engine cluster processes as containers of an engine image on the brokers' network.
+    Shared folders are mounted at the host's paths, pipelines/ read-only."""
+
+    backend = "containers"
+    bind = "0.0.0.0"
+    python = IMAGE_PYTHON
+
+    def __init__(self, image: str, home: Path, wheel_home: Path, network: str) -> None:
+        self.image = image
+        self.home = home
+        self.wheel_home = wheel_home
+        self.network = network
+        self.mounts: dict[Path, str] = {PIPELINES: f"{PIPELINES}:ro"}
+
+    def address(self, alias: str) -> str:
+        return dns_name(alias)
+
+    def jar(self, jar: Path) -> Path:
+        return IMAGE_JARS / jar.name
+
+    def share(self, path: Path) -> None:
+        self.mounts[path] = str(path)
+
+    def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
+               memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> ContainerProcess:
+        return ContainerProcess(name, self.image, argv, log, self.network, env, self.mounts, cpus, memory_mb,
+                                alias=alias, publish=publish)
+
+    def describe(self) -> dict[str, object]:
+        return {"image": self.image, "network": self.network}
 
 
 class ContainerKafka(Brokers):
@@ -143,7 +224,7 @@ class ContainerKafka(Brokers):
             f"kafka-{node}", self._image, [], self.log_dir / f"kafka-{node}.log", self.network,
             {"KAFKA_CLUSTER_ID": self._cluster_id, "KAFKA_HEAP_MB": str(s.heap_mb),
              "KAFKA_TRANSACTION_VERSION": str(s.transaction_version)},
-            {self._dir / f"node-{node}": "/var/lib/kafka"}, s.cpus, s.heap_mb + 512,
+            {self._dir / f"node-{node}": "/var/lib/kafka"}, s.cpus, s.container_mb,
             alias=f"kafka-{node}", publish=[self._ports[node]])
         self._started.append(proc)
 
@@ -189,7 +270,7 @@ class ContainerKafka(Brokers):
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.backend, "image": self._image, "cpus": self.settings.cpus,
-                "memory_mb": self.settings.heap_mb + 512, "network": self.network, "timings": self.timings}
+                "memory_mb": self.settings.container_mb, "network": self.network, "timings": self.timings}
 
     def stop(self) -> None:
         self._admin = None

@@ -1,7 +1,6 @@
 """The `local` backend: Kafka (KRaft) and the engines' clusters as local processes on 127.0.0.1."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -9,14 +8,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import artifacts
@@ -225,18 +220,6 @@ class LocalKafka(Brokers):
             self._data = None
 
 
-FLINK_LOG4J = """\
-rootLogger.level = INFO
-rootLogger.appenderRef.console.ref = ConsoleAppender
-appender.console.name = ConsoleAppender
-appender.console.type = CONSOLE
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = %d{HH:mm:ss,SSS} %-5p %-50c{1.} - %m%n
-logger.kafka.name = org.apache.kafka
-logger.kafka.level = WARN
-"""
-
-
 def package_home(python: Path, package: str) -> Path:
     """Where `package` is installed for `python`: the Flink and Spark distributions live
     inside their wheels."""
@@ -244,257 +227,33 @@ def package_home(python: Path, package: str) -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())
 
 
-class WheelCluster:
-    """A standalone cluster run from the distribution inside an engine's wheel: a leader
-    (Flink's JobManager, Spark's Master) and workers (TaskManagers, Workers), each a local
-    process in its own group, in a scratch folder of their own under .cache/tmp."""
+class LocalLauncher:
+    """Engine cluster processes as local processes on 127.0.0.1, each in its own group."""
 
-    package = ""  # the wheel's Python package: pyflink, pyspark
+    backend = "local"
+    bind = "127.0.0.1"
 
-    def __init__(self, python: Path, log_dir: Path) -> None:
-        self.python = python
-        self.log_dir = log_dir
-        self.home = package_home(python, self.package)
-        self.leader: ManagedProcess | None = None
-        self.workers: list[ManagedProcess] = []  # every one started, also the killed ones
-        self._dir: Path | None = None
-
-    def _make_scratch(self) -> Path:
+    def __init__(self, python: Path, package: str) -> None:
         artifacts.require_java()
-        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.package.removeprefix('py')}-", dir=CACHE / "tmp"))
-        return self._dir
+        self.python = python
+        self.home = self.wheel_home = package_home(python, package)
 
-    def live_workers(self) -> list[ManagedProcess]:
-        return [p for p in self.workers if p.alive()]
+    def address(self, alias: str) -> str:
+        return "127.0.0.1"
 
-    def _processes(self) -> list[ManagedProcess]:
-        return [*self.workers, *([self.leader] if self.leader else [])]
+    def jar(self, jar: Path) -> Path:
+        return jar
 
-    def cpu_seconds(self) -> float:
-        return sum(p.cpu_seconds for p in self._processes())
+    def share(self, path: Path) -> None:
+        pass  # one filesystem
 
-    def stop(self) -> None:
-        for p in self._processes():
-            p.stop(grace_s=10)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-
-@dataclass(frozen=True)
-class FlinkSettings:
-    taskmanagers: int
-    slots: int
-    jobmanager_memory: str
-    taskmanager_memory: str
-    heartbeat_timeout_ms: int
-
-
-class LocalFlink(WheelCluster):
-    """A Flink standalone session cluster: the JobManager leads, TaskManagers are the workers."""
-
-    package = "pyflink"
-
-    def __init__(self, settings: FlinkSettings, python: Path, log_dir: Path) -> None:
-        super().__init__(python, log_dir)
-        self.settings = settings
-        self.rest_port = 0
-
-    @property
-    def rest(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
-    def checkpoints(self) -> Path:
-        assert self._dir is not None
-        return self._dir / "checkpoints"
-
-    def env(self) -> dict[str, str]:
-        assert self._dir is not None
-        # pemja (thread mode) embeds whichever python is first on PATH, not python.executable.
+    def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
+               memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> ManagedProcess:
+        # Limits apply to containers; a local process shares the machine like everything else.
+        # The runtime's venv comes first on PATH: pemja (Flink's thread mode) embeds whichever
+        # python is found there, not python.executable.
         path = f"{self.python.parent}:{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, "FLINK_CONF_DIR": str(self._dir / "conf"), "FLINK_LOG_DIR": str(self.log_dir),
-                "FLINK_PID_DIR": str(self._dir / "pid"), "FLINK_LIB_DIR": str(self._dir / "lib"),
-                "FLINK_HOME": str(self.home)}
+        return ManagedProcess(name, argv, log, env={**os.environ, **env, "PATH": path})
 
-    def _write_conf(self) -> None:
-        assert self._dir is not None
-        conf = self._dir / "conf"
-        conf.mkdir(parents=True)
-        # Flink's own JVM flags for Java 17 (--add-opens ...) come with the wheel's config.
-        wheel_conf = yaml.safe_load((self.home / "conf" / "config.yaml").read_text())
-        java_opts = wheel_conf["env"]["java"]["opts"]["all"]
-        s = self.settings
-        python = str(self.python)
-        config = {
-            "env": {"java": {"opts": {"all": java_opts}}},
-            "io": {"tmp": {"dirs": str(self._dir / "tmp")}},
-            "jobmanager": {"bind-host": "127.0.0.1", "rpc": {"address": "127.0.0.1", "port": free_port()},
-                           "memory": {"process": {"size": s.jobmanager_memory}},
-                           "execution": {"failover-strategy": "region"}},
-            "taskmanager": {"bind-host": "127.0.0.1", "host": "127.0.0.1", "numberOfTaskSlots": s.slots,
-                            "memory": {"process": {"size": s.taskmanager_memory}}},
-            "rest": {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": self.rest_port},
-            "blob": {"server": {"port": free_port()}},
-            "execution": {"checkpointing": {
-                "dir": f"file://{self.checkpoints}", "savepoint-dir": f"file://{self._dir / 'savepoints'}",
-                "externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION", "num-retained": 3}},
-            # Keeps restarting while a TaskManager is gone, backing off up to 10 s between attempts.
-            "restart-strategy": {"type": "exponential-delay", "exponential-delay": {
-                "initial-backoff": "1 s", "max-backoff": "10 s", "backoff-multiplier": 2.0,
-                "reset-backoff-threshold": "1 min", "jitter-factor": 0.1, "attempts-before-reset-backoff": 1000}},
-            "heartbeat": {"interval": "2 s", "timeout": f"{s.heartbeat_timeout_ms} ms"},
-            "python": {"executable": python, "client": {"executable": python}},
-            # pemja (thread mode) must load from the parent classloader, or a second job on the
-            # same TaskManager fails with NoSuchFieldException: loadedLibraryNames.
-            "classloader": {"parent-first-patterns": {"additional": "pemja."}},
-        }
-        (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        (conf / "log4j-console.properties").write_text(FLINK_LOG4J)
-        shutil.copy(self.home / "conf" / "log4j-cli.properties", conf / "log4j-cli.properties")
-        # flink-python lives in opt/; thread mode needs it on the cluster's own classpath.
-        lib = self._dir / "lib"
-        lib.mkdir()
-        for jar in [*(self.home / "lib").glob("*.jar"), *(self.home / "opt").glob("flink-python-*.jar")]:
-            (lib / jar.name).symlink_to(jar)
-
-    def start(self, timeout_s: float = 120.0) -> None:
-        self._make_scratch()
-        self.rest_port = free_port()
-        self._write_conf()
-        t0 = time.monotonic()
-        with console.status(f"Starting Flink (JobManager + {self.settings.taskmanagers} TaskManager)"):
-            self.leader = ManagedProcess("flink-jobmanager", [str(self.home / "bin" / "jobmanager.sh"),
-                                                              "start-foreground"],
-                                         self.log_dir / "flink-jobmanager.log", env=self.env())
-            for _ in range(self.settings.taskmanagers):
-                self.start_worker()
-            self.await_taskmanagers(self.settings.taskmanagers, timeout_s)
-        console.print(f"[green]✓[/] Flink ready at {self.rest} in {time.monotonic() - t0:.1f} s")
-
-    def start_worker(self) -> ManagedProcess:
-        n = len(self.workers)
-        proc = ManagedProcess(f"flink-taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground"],
-                              self.log_dir / f"flink-taskmanager-{n}.log", env=self.env())
-        self.workers.append(proc)
-        return proc
-
-    def get(self, path: str) -> Any:
-        return self.request("GET", path)
-
-    def request(self, method: str, path: str) -> Any:
-        req = urllib.request.Request(self.rest + path, method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            body = resp.read()
-        return json.loads(body) if body else None
-
-    def await_taskmanagers(self, n: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for p in self._processes():
-                if not p.alive():
-                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
-            try:
-                if self.get("/overview")["taskmanagers"] >= n:
-                    return
-            except (OSError, ValueError):  # REST not up yet
-                pass
-            if time.monotonic() > deadline:
-                p = self.leader
-                assert p is not None
-                raise ClusterError(f"Flink had no {n} TaskManager(s) registered within {timeout_s:.0f} s; "
-                                   f"last lines of {p.log}:\n{tail(p.log)}")
-            time.sleep(0.5)
-
-
-
-@dataclass(frozen=True)
-class SparkSettings:
-    worker_cores: int
-    worker_memory: str
-    daemon_memory: str  # heap of the Master and Worker JVMs themselves
-
-
-class LocalSpark(WheelCluster):
-    """A Spark standalone cluster: the Master leads, Workers host the executors.
-    `bin/spark-class` execs the JVM, so each recorded PID is the JVM's."""
-
-    package = "pyspark"
-
-    def __init__(self, settings: SparkSettings, python: Path, log_dir: Path) -> None:
-        super().__init__(python, log_dir)
-        self.settings = settings
-        self.port = 0
-        self.ui_port = 0
-
-    @property
-    def url(self) -> str:
-        return f"spark://127.0.0.1:{self.port}"
-
-    @property
-    def scratch(self) -> Path:
-        assert self._dir is not None
-        return self._dir
-
-    def env(self) -> dict[str, str]:
-        assert self._dir is not None
-        return {**os.environ, "SPARK_HOME": str(self.home), "SPARK_LOCAL_IP": "127.0.0.1",
-                "SPARK_LOG_DIR": str(self.log_dir), "SPARK_PID_DIR": str(self._dir),
-                # Shuffle and block-manager scratch; Spark's default is /tmp.
-                "SPARK_LOCAL_DIRS": str(self._dir / "local"),
-                "SPARK_DAEMON_MEMORY": self.settings.daemon_memory,
-                # The standalone REST submission server would open port 6066.
-                "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-                "PYSPARK_PYTHON": str(self.python), "PYSPARK_DRIVER_PYTHON": str(self.python)}
-
-    def start(self, timeout_s: float = 120.0) -> None:
-        self._make_scratch()
-        self.port, self.ui_port = free_port(), free_port()
-        t0 = time.monotonic()
-        with console.status("Starting Spark (Master + 1 Worker)"):
-            self.leader = ManagedProcess(
-                "spark-master", [str(self.home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
-                                 "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)],
-                self.log_dir / "spark-master.log", env=self.env())
-            self.start_worker()
-            self.await_workers(1, timeout_s)
-        console.print(f"[green]✓[/] Spark ready at {self.url} in {time.monotonic() - t0:.1f} s")
-
-    def start_worker(self) -> ManagedProcess:
-        n = len(self.workers)
-        s = self.settings
-        work = self.scratch / f"worker-{n}"
-        proc = ManagedProcess(
-            f"spark-worker-{n}",
-            [str(self.home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker", self.url,
-             "--host", "127.0.0.1", "--port", str(free_port()), "--webui-port", str(free_port()),
-             "--cores", str(s.worker_cores), "--memory", s.worker_memory, "--work-dir", str(work)],
-            self.log_dir / f"spark-worker-{n}.log", env=self.env())
-        self.workers.append(proc)
-        return proc
-
-    def state(self) -> dict[str, Any]:
-        # /json redirects to /json/.
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=10) as resp:
-            return dict(json.loads(resp.read()))
-
-    def await_workers(self, n: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            # Workers killed earlier by a fault are expected to be dead; the newest is not.
-            for p in (self.leader, self.workers[-1] if self.workers else None):
-                if p is not None and not p.alive():
-                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
-            try:
-                alive = [w for w in self.state()["workers"] if w["state"] == "ALIVE"]
-                if len(alive) >= n:
-                    return
-            except (OSError, ValueError):  # the master's UI is not up yet
-                pass
-            if time.monotonic() > deadline:
-                p = self.workers[-1] if self.workers else self.leader
-                assert p is not None
-                raise ClusterError(f"Spark had no {n} ALIVE worker(s) within {timeout_s:.0f} s; "
-                                   f"last lines of {p.log}:\n{tail(p.log)}")
-            time.sleep(0.5)
+    def describe(self) -> dict[str, object]:
+        return {"python": str(self.python)}

@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import artifacts, venvs
-from harness.clusters.local import FlinkSettings, LocalFlink
+from harness import artifacts, images, venvs
+from harness.clusters.wheel import FlinkCluster, FlinkSettings, launcher_for
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
-from harness.procs import ManagedProcess, exited_unasked, tail
-from harness.versions import pinned
+from harness.procs import exited_unasked, tail
+from harness.versions import pinned, runtime
 from harness.workload import Fault
 
 JOB = PIPELINES / "flink" / "job.py"
@@ -38,6 +38,8 @@ class FlinkOptions(BaseModel):
     taskmanager_memory: str = Field("2g", pattern=r"^\d+[mg]$")
     heartbeat_timeout_ms: int = Field(10_000, ge=2_000, le=300_000)
     transaction_timeout_ms: int = Field(120_000, ge=10_000, le=900_000)
+    # CPU limit of each JobManager, TaskManager and CLI container (containers backend).
+    container_cpus: float = Field(2.0, gt=0, le=64)
 
 
 class FlinkEngine:
@@ -47,10 +49,10 @@ class FlinkEngine:
     def __init__(self, name: str, options: FlinkOptions) -> None:
         self.name = name
         self.options = options
-        self.cluster: LocalFlink | None = None
+        self.cluster: FlinkCluster | None = None
         self.job_id: str | None = None
         self.timings: dict[str, Any] = {}
-        self._killed: set[int] = set()
+        self._killed: set[str] = set()
         self._python: Path | None = None
         self._jar: Path | None = None
         self._config: dict[str, Any] = {}
@@ -62,21 +64,22 @@ class FlinkEngine:
         if self.options.parallelism > self.options.taskmanagers * self.options.slots:
             raise ClusterError(f"engines.{self.name}.parallelism ({self.options.parallelism}) exceeds "
                                f"taskmanagers x slots ({self.options.taskmanagers * self.options.slots})")
-        self._python = venvs.ensure("flink", [f"apache-flink=={pinned()['flink']['version']}"])
+        self._python = venvs.ensure("flink", runtime("flink"))
         self._jar = next(artifacts.jars("flink").glob("flink-sql-connector-kafka-*.jar"))
 
     def start(self, ctx: EngineContext) -> None:
         assert self._python is not None
         o = self.options
-        self.cluster = LocalFlink(FlinkSettings(o.taskmanagers, o.slots, o.jobmanager_memory, o.taskmanager_memory,
-                                                o.heartbeat_timeout_ms), self._python, ctx.log_dir)
+        launcher = launcher_for(ctx.kafka, self._python, "pyflink", images.flink_image)
+        self.cluster = FlinkCluster(FlinkSettings(o.taskmanagers, o.slots, o.jobmanager_memory, o.taskmanager_memory,
+                                                  o.heartbeat_timeout_ms), launcher, ctx.log_dir, o.container_cpus)
         t0 = time.monotonic()
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
         wl = ctx.workload
         self._ctx = ctx
         self._config = {
-            "engine": self.name, "bootstrap": ctx.kafka.bootstrap,
+            "engine": self.name, "bootstrap": ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
             "group_id": f"showdown-{self.name}-{ctx.run_id}", "job_name": f"showdown-{self.name}",
             "transactional_id_prefix": f"showdown-{self.name}-{ctx.run_id}",
@@ -96,14 +99,14 @@ class FlinkEngine:
     def _submit(self, savepoint: str | None) -> str:
         assert self.cluster is not None and self._jar is not None and self._ctx is not None
         restore = ["-s", savepoint] if savepoint else []
-        cli = ManagedProcess(
-            f"{self.name}-submit",
-            [str(self.cluster.home / "bin" / "flink"), "run", "-m", f"127.0.0.1:{self.cluster.rest_port}", "-d",
-             *restore, "-py", str(JOB), "-pyfs", str(RULES), "-j", str(self._jar), json.dumps(self._config)],
-            self._ctx.log_dir / f"{self.name}-submit-{len(self.submissions)}.log", env=self.cluster.env())
+        jar = self.cluster.launcher.jar(self._jar)
+        cli = self.cluster.cli(
+            f"{self.name}-submit", ["run", "-m", self.cluster.rest_address, "-d", *restore, "-py", str(JOB),
+                                    "-pyfs", str(RULES), "-j", str(jar), json.dumps(self._config)],
+            self._ctx.log_dir / f"{self.name}-submit-{len(self.submissions)}.log")
         self.submissions.append(cli.log)
         try:
-            code = cli.popen.wait(timeout=300)
+            code = cli.wait(timeout_s=300)
         finally:
             cli.stop()
         match = re.search(r"JobID ([0-9a-f]{32})", cli.log.read_text(errors="replace"))
@@ -132,9 +135,9 @@ class FlinkEngine:
         if not live:
             raise ClusterError("no TaskManager is alive to kill")
         victim = live[fault.instance % len(live)]
-        self._killed.add(victim.pid)
-        victim.kill()  # the whole process group: the TaskManager JVM and its Python workers
-        return f"{victim.name} (pid {victim.pid}, with its Python workers)"
+        self._killed.add(victim.ident)
+        victim.kill()  # its process group or container: the TaskManager JVM and its Python workers
+        return f"{victim.name} ({victim.ident}, with its Python workers)"
 
     def recover(self, fault: Fault) -> None:
         assert self.cluster is not None
@@ -190,6 +193,7 @@ class FlinkEngine:
             "versions": {"apache-flink": pinned()["flink"]["version"],
                          "flink-sql-connector-kafka": pinned()["flink"]["connector"]},
             "options": self.options.model_dump(),
+            "cluster": self.cluster.describe() if self.cluster else {},
             "delivery": delivery,
             "timings": self.timings,
         }

@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import artifacts, venvs
-from harness.clusters.local import LocalSpark, SparkSettings, package_home
+from harness import artifacts, images, venvs
+from harness.clusters.base import Worker
+from harness.clusters.local import package_home
+from harness.clusters.wheel import SparkCluster, SparkSettings, launcher_for
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.paths import PIPELINES
-from harness.procs import ManagedProcess, exited_unasked, free_port, kill_all, tail
-from harness.versions import pinned
+from harness.procs import exited_unasked, free_port, tail
+from harness.versions import pinned, runtime
 from harness.workload import Fault
 
 JOB = PIPELINES / "spark" / "job.py"
@@ -47,10 +48,24 @@ class SparkOptions(BaseModel):
     driver_memory: str = Field("1g", pattern=r"^\d+[mg]$")
     daemon_memory: str = Field("512m", pattern=r"^\d+[mg]$")
     transaction_timeout_ms: int = Field(60_000, ge=10_000, le=900_000)
+    # CPU limit of each Master, Worker and driver container (containers backend).
+    container_cpus: float = Field(2.0, gt=0, le=64)
 
 
 def _jar_artifact(path: Path) -> str:
     return re.sub(r"-\d[^-]*(-[A-Za-z0-9.]+)?\.jar$", "", path.name)
+
+
+def connector_jars(python: Path) -> list[Path]:
+    """The Kafka connector's jars that the distribution in the wheel of `python` lacks.
+
+    The connector's dependencies also list Hadoop, Scala and slf4j jars the distribution
+    already has (some in other versions): only the others go to --jars (and the image)."""
+    bundled = {_jar_artifact(j) for j in (package_home(python, "pyspark") / "jars").glob("*.jar")}
+    jars = sorted(j for j in artifacts.jars("spark").glob("*.jar") if _jar_artifact(j) not in bundled)
+    if not any(j.name.startswith("spark-sql-kafka") for j in jars):
+        raise ClusterError(f"the Spark Kafka connector jar is missing from {artifacts.jars('spark')}")
+    return jars
 
 
 class SparkEngine:
@@ -60,10 +75,10 @@ class SparkEngine:
     def __init__(self, name: str, options: SparkOptions) -> None:
         self.name = name
         self.options = options
-        self.cluster: LocalSpark | None = None
-        self.drivers: list[ManagedProcess] = []  # one per submission, also the killed ones
+        self.cluster: SparkCluster | None = None
+        self.drivers: list[Worker] = []  # one per submission, also the killed ones
         self.timings: dict[str, Any] = {}
-        self._killed: set[int] = set()
+        self._killed: set[str] = set()
         self._python: Path | None = None
         self._jars: list[Path] = []
         self._ctx: EngineContext | None = None
@@ -71,21 +86,17 @@ class SparkEngine:
         self._progress: Path | None = None
 
     def prepare(self) -> None:
-        spark = pinned()["spark"]
-        self._python = venvs.ensure("spark", [f"pyspark=={spark['version']}", *spark["python"]])
-        bundled = {_jar_artifact(j) for j in (package_home(self._python, "pyspark") / "jars").glob("*.jar")}
-        # The connector's dependencies also list Hadoop, Scala and slf4j jars the
-        # distribution already has (some in other versions): pass only what it lacks.
-        self._jars = sorted(j for j in artifacts.jars("spark").glob("*.jar") if _jar_artifact(j) not in bundled)
-        if not any(j.name.startswith("spark-sql-kafka") for j in self._jars):
-            raise ClusterError(f"the Spark Kafka connector jar is missing from {artifacts.jars('spark')}")
+        self._python = venvs.ensure("spark", runtime("spark"))
+        self._jars = connector_jars(self._python)
 
     def start(self, ctx: EngineContext) -> None:
         assert self._python is not None
         o = self.options
         self._ctx = ctx
-        self.cluster = LocalSpark(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory),
-                                  self._python, ctx.log_dir)
+        assert self._python is not None
+        launcher = launcher_for(ctx.kafka, self._python, "pyspark", lambda: images.spark_image(self._jars))
+        self.cluster = SparkCluster(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory, o.driver_memory),
+                                    launcher, ctx.log_dir, o.container_cpus)
         t0 = time.monotonic()
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
@@ -95,7 +106,7 @@ class SparkEngine:
             ctx.kafka.create_topics(1, [commit_topic])
         self._progress = ctx.log_dir / f"{self.name}-progress.jsonl"
         self._config = {
-            "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.bootstrap,
+            "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
             "commit_topic": commit_topic, "transactional_id": f"showdown-{self.name}-{ctx.run_id}",
             "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.rules.model_dump(),
@@ -113,7 +124,7 @@ class SparkEngine:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not driver.alive():
-                raise ClusterError(f"the Spark driver exited (code {driver.popen.returncode}); "
+                raise ClusterError(f"the Spark driver exited (code {driver.exit_code()}); "
                                    f"last lines of {driver.log}:\n{tail(driver.log)}")
             if any(e["event"] == "progress" and e["wall"] >= started for e in self._events()):
                 return round(time.monotonic() - t0, 2)
@@ -121,27 +132,25 @@ class SparkEngine:
         raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
                            f"last lines of {driver.log}:\n{tail(driver.log)}")
 
-    def _launch_driver(self) -> ManagedProcess:
+    def _launch_driver(self) -> Worker:
         assert self.cluster is not None and self._ctx is not None and self._progress is not None
         o = self.options
+        launcher = self.cluster.launcher
         conf = {
-            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
             "spark.ui.port": str(free_port()), "spark.ui.showConsoleProgress": "false",
             "spark.executor.memory": o.executor_memory, "spark.executor.cores": str(o.worker_cores),
-            "spark.cores.max": str(o.worker_cores), "spark.pyspark.python": str(self._python),
+            "spark.cores.max": str(o.worker_cores), "spark.pyspark.python": str(launcher.python),
             "spark.sql.shuffle.partitions": str(o.shuffle_partitions),
             "spark.sql.streaming.stateStore.providerClass": STATE_STORES[o.state_store],
             # Stateful queries cannot use it, and say so on every batch.
             "spark.sql.adaptive.enabled": "false",
         }
         n = len(self.drivers)
-        driver = ManagedProcess(
+        driver = self.cluster.submit(
             f"{self.name}-driver-{n}",
-            [str(self.cluster.home / "bin" / "spark-submit"), "--master", self.cluster.url, "--deploy-mode", "client",
-             "--driver-memory", o.driver_memory, "--jars", ",".join(str(j) for j in self._jars),
-             "--py-files", str(RULES), *(a for k, v in conf.items() for a in ("--conf", f"{k}={v}")),
+            ["--jars", ",".join(str(launcher.jar(j)) for j in self._jars), "--py-files", str(RULES),
              str(JOB), json.dumps(self._config)],
-            self._ctx.log_dir / f"{self.name}-driver-{n}.log", env=self.cluster.env())
+            conf, self._ctx.log_dir / f"{self.name}-driver-{n}.log")
         self.drivers.append(driver)
         return driver
 
@@ -153,46 +162,25 @@ class SparkEngine:
             return []
         return [json.loads(line) for line in lines if line.endswith("}")]
 
-    def _executors(self) -> list[psutil.Process]:
-        """Executor JVMs: children of the live Workers."""
-        assert self.cluster is not None
-        found = []
-        for worker in self.cluster.live_workers():
-            try:
-                children = psutil.Process(worker.pid).children()
-            except psutil.NoSuchProcess:
-                continue
-            for child in children:
-                try:
-                    if EXECUTOR_CLASS in " ".join(child.cmdline()):
-                        found.append(child)
-                except psutil.Error:  # a short-lived helper that just ended
-                    pass
-        return found
-
     def inject(self, fault: Fault) -> str:
         assert self.cluster is not None
         if fault.target == "driver":
             driver = self.drivers[-1]
-            self._killed.add(driver.pid)
+            self._killed.add(driver.ident)
             driver.kill()  # spark-submit's JVM and the job's Python process
-            return f"{driver.name} (pid {driver.pid}, with its Python process)"
-        if fault.target == "executor":
-            executors = self._executors()
-            if not executors:
-                seen = [" ".join(c.cmdline())[-80:] for w in self.cluster.live_workers()
-                        for c in psutil.Process(w.pid).children()]
-                raise ClusterError(f"no Spark executor is running to kill; the Workers' children: {seen}")
-            victim = executors[fault.instance % len(executors)]
-            kill_all([victim, *victim.children(recursive=True)])
-            return f"executor (pid {victim.pid}, with its Python workers); its Worker starts a new one"
+            return f"{driver.name} ({driver.ident}, with its Python process)"
         live = self.cluster.live_workers()
         if not live:
             raise ClusterError("no Spark Worker is alive to kill")
-        victim_worker = live[fault.instance % len(live)]
-        self._killed.add(victim_worker.pid)
-        victim_worker.kill()  # the Worker JVM, its executors and their Python workers
-        return f"{victim_worker.name} (pid {victim_worker.pid}, with its executor and Python workers)"
+        victim = live[fault.instance % len(live)]
+        if fault.target == "executor":
+            if not victim.kill_matching(EXECUTOR_CLASS):
+                raise ClusterError(f"no Spark executor is running in {victim.name} to kill")
+            return (f"the executor in {victim.name} ({victim.ident}), with its Python workers; "
+                    "the Worker starts a new one")
+        self._killed.add(victim.ident)
+        victim.kill()  # the Worker JVM, its executors and their Python workers
+        return f"{victim.name} ({victim.ident}, with its executor and Python workers)"
 
     def recover(self, fault: Fault) -> None:
         assert self.cluster is not None
@@ -220,14 +208,11 @@ class SparkEngine:
         return events
 
     def stop(self) -> None:
-        for driver in self.drivers:
-            driver.stop(grace_s=10)
         if self.cluster is not None:
-            self.cluster.stop()
+            self.cluster.stop()  # its drivers too
 
     def cpu_seconds(self) -> float:
-        drivers = sum(d.cpu_seconds for d in self.drivers)
-        return drivers + (self.cluster.cpu_seconds() if self.cluster else 0.0)
+        return self.cluster.cpu_seconds() if self.cluster else 0.0
 
     def _batches(self) -> dict[str, Any]:
         """Micro-batch figures from the query listener: how long a batch takes end to end
@@ -253,6 +238,7 @@ class SparkEngine:
                          "spark-sql-kafka-0-10": pinned()["spark"]["version"],
                          "jars": [j.name for j in self._jars]},
             "options": self.options.model_dump(),
+            "cluster": self.cluster.describe() if self.cluster else {},
             "delivery": delivery,
             "timings": {**self.timings, "batches": self._batches() if self._progress else {}},
         }

@@ -17,10 +17,11 @@ pytestmark = pytest.mark.integration
 def flink_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
     # Flink needs the heartbeat timeout to notice the dead TaskManager, then a restart from
-    # the last checkpoint: ~20 s, plus the 10 s of stable latency that recovery requires.
-    data.update(name="smoke-flink", duration_s=90, faults=[
+    # the last checkpoint and the catch-up: 20-25 s, plus the 10 s of stable latency that
+    # recovery requires before the next fault ends the first one's window.
+    data.update(name="smoke-flink", duration_s=100, faults=[
         {"at_s": 12, "action": "kill", "target": "worker", "restart_after_s": 3},
-        {"at_s": 45, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}],
+        {"at_s": 57, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}],
                 engines={"flink": {}, "flink:at-least-once": {"delivery": "at_least_once"}})
     wl = workload.parse(data, "smoke-flink")
     run_dir = runner.run(wl, "smoke-flink", yaml.safe_dump(data), tmp_path_factory.mktemp("results"))
