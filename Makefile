@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup: $(STAMP)
-	$(BIN)/showdown setup -w $(WORKLOAD)
+	$(BIN)/showdown setup -w $(WORKLOAD) --backend $(BACKEND)
 
 bench: setup
 	$(BIN)/showdown run -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))

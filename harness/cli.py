@@ -116,7 +116,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from harness import artifacts, engines
+    from harness import artifacts, docker, engines, images, runner, venvs
+    from harness.engines.spark import connector_jars
+    from harness.versions import runtime
 
     wl, _ = workload_mod.load(args.workload)
     artifacts.require_java()
@@ -124,6 +126,19 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for name, options in wl.engines.items():
         engines.create(name, options).prepare()
     console.print(f"[green]✓[/] set up: Java, Kafka jars, engines {', '.join(wl.engines)}")
+    backend, why = runner.choose_backend(args.backend)
+    if backend == "containers":
+        # Built here rather than inside the first run, where it would delay an engine's start.
+        console.print(f"Docker: {docker.ensure_engine()}")
+        kinds = {engines.kind(n) for n in wl.engines}
+        tags = [images.kafka_image()]
+        if kinds & {"kafka", "passthrough"}:
+            tags.append(images.python_image())
+        if "flink" in kinds:
+            tags.append(images.flink_image())
+        if "spark" in kinds:
+            tags.append(images.spark_image(connector_jars(venvs.ensure("spark", runtime("spark")))))
+        console.print(f"[green]✓[/] images for the containers backend ({why}): {', '.join(tags)}")
     return 0
 
 
@@ -177,7 +192,10 @@ def parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop what `up` started, and a Docker engine the harness started")
     down.set_defaults(func=cmd_down)
 
-    st = sub.add_parser("setup", help="install what the workload's clusters and engines need (cached)")
+    st = sub.add_parser("setup", help="install what the workload's clusters and engines need (cached), "
+                                      "and build their images if the backend is containers")
+    st.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+                    help="the backend to prepare for (default: %(default)s)")
     st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     st.set_defaults(func=cmd_setup)
 

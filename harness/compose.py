@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import images, venvs
-from harness.clusters.containers import CONTROLLER_PORT, INTERNAL_PORT, ContainerLauncher
+from harness.clusters.containers import (
+    CONTROLLER_PORT,
+    INTERNAL_PORT,
+    ContainerLauncher,
+)
 from harness.clusters.local import broker_properties, package_home
 from harness.clusters.wheel import FlinkCluster, FlinkSettings, SparkSettings
 from harness.engines.flink import FlinkOptions

@@ -1,10 +1,12 @@
-"""The nemesis: injects the workload's fault schedule into a running engine."""
+"""The nemesis: injects the workload's fault schedule into a running engine, or into the
+Kafka cluster under it."""
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
 
+from harness.clusters.base import KafkaCluster
 from harness.engines.base import Engine
 from harness.workload import Fault
 
@@ -19,8 +21,9 @@ class FaultEvent:
 
 
 class Nemesis:
-    def __init__(self, engine: Engine, faults: list[Fault], load_start_mono_ns: int) -> None:
+    def __init__(self, engine: Engine, kafka: KafkaCluster, faults: list[Fault], load_start_mono_ns: int) -> None:
         self.engine = engine
+        self.kafka = kafka
         self.faults = sorted(faults, key=lambda f: f.at_s)
         self.start_mono_ns = load_start_mono_ns
         self.events: list[FaultEvent] = []
@@ -39,10 +42,14 @@ class Nemesis:
             event = FaultEvent(fault, injected_ns=time.time_ns())
             self.events.append(event)
             try:
-                event.target = self.engine.inject(fault)
+                broker = fault.target == "broker"
+                event.target = self.kafka.kill_broker(fault.instance) if broker else self.engine.inject(fault)
                 if not self._wait_until(fault.at_s + fault.restart_after_s):
                     return
-                self.engine.recover(fault)
+                if broker:
+                    self.kafka.restart_broker(fault.instance)
+                else:
+                    self.engine.recover(fault)
                 event.recovered_ns = time.time_ns()
             except Exception as e:  # recorded in the result; the run goes on and is judged
                 event.error = f"{type(e).__name__}: {e}"

@@ -136,7 +136,7 @@ class EngineRun:
         cpu_before = self._cpu_now()
         start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
         start_q.put(start)
-        self.nemesis = Nemesis(self.engine, list(wl.faults), start.mono_ns)
+        self.nemesis = Nemesis(self.engine, self.kafka, list(wl.faults), start.mono_ns)
         report, collected = self._observe(start, dstats, cstats, stop, drv, coll)
         end_ns = time.time_ns()
         self.nemesis.stop()

@@ -102,11 +102,13 @@ class Fault(Strict):
     kill driver (Spark): kill -9 the driver, then restart the query from its checkpoint.
     cancel-resubmit job (Flink): cancel the job, then resubmit it from its latest
     retained checkpoint.
+    kill broker (every engine): kill -9 Kafka broker `instance` (its process, or
+    `docker kill` of its container), then start it again on its data.
     """
 
     at_s: float = Field(gt=0)
     action: Literal["kill", "cancel-resubmit"] = "kill"
-    target: Literal["worker", "executor", "driver", "job"] = "worker"
+    target: Literal["worker", "executor", "driver", "job", "broker"] = "worker"
     instance: int = Field(0, ge=0)
     restart_after_s: float = Field(5.0, ge=0)
 
@@ -124,7 +126,9 @@ class Fault(Strict):
         return f"{self.action}:{self.target}"
 
 
-TARGETS = {"kill": ("worker", "executor", "driver"), "cancel-resubmit": ("job",)}
+TARGETS = {"kill": ("worker", "executor", "driver", "broker"), "cancel-resubmit": ("job",)}
+# Faults the harness injects into Kafka itself, whatever the engine.
+CLUSTER_FAULTS = frozenset({"kill:broker"})
 
 
 class Workload(Strict):

@@ -81,6 +81,10 @@ class KafkaCluster(Protocol):
 
     def cpu_seconds(self) -> float: ...
 
+    def kill_broker(self, instance: int) -> str: ...  # SIGKILL, as a fault; returns what was hit
+
+    def restart_broker(self, instance: int) -> None: ...  # the same node again, on its data
+
     def describe(self) -> dict[str, object]: ...
 
     def stop(self) -> None: ...

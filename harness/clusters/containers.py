@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import docker, images
@@ -55,6 +56,22 @@ print(len(hit))
 """
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A host folder bind-mounted into a container (--mount, not -v: paths may hold colons,
+    as a run's log folder named after `spark:idempotent` does)."""
+
+    source: Path
+    target: Path
+    readonly: bool = False
+
+    @property
+    def spec(self) -> str:
+        if "," in f"{self.source}{self.target}":
+            raise ClusterError(f"cannot mount a path with a comma into a container: {self.source}")
+        return f"type=bind,source={self.source},target={self.target}" + (",readonly" if self.readonly else "")
+
+
 def dns_name(name: str) -> str:
     """`name` as a container name or network alias may spell it (engine names have colons)."""
     return re.sub(r"[^a-z0-9-]+", "-", name.lower())
@@ -65,7 +82,7 @@ class ContainerProcess:
     from its cgroup, its output followed into the run's log folder."""
 
     def __init__(self, name: str, image: str, argv: Sequence[str], log: Path, network: str,
-                 env: Mapping[str, str], mounts: Mapping[Path, str], cpus: float, memory_mb: int,
+                 env: Mapping[str, str], mounts: Sequence[Mount], cpus: float, memory_mb: int,
                  alias: str | None = None, publish: Sequence[int] = ()) -> None:
         """`alias`: its name on the network; `publish`: ports also reachable on 127.0.0.1
         under the same number."""
@@ -78,7 +95,7 @@ class ContainerProcess:
             *(a for port in publish for a in ("-p", f"127.0.0.1:{port}:{port}")),
             f"--cpus={cpus}", f"--memory={memory_mb}m",
             *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
-            *(a for host, inside in mounts.items() for a in ("-v", f"{host}:{inside}")),
+            *(a for m in mounts for a in ("--mount", m.spec)),
             image, *argv)
         self._follow = ManagedProcess(f"{name}-logs", [docker.cli(), "logs", "-f", self.id], log)
         self._gone = False
@@ -148,7 +165,7 @@ class ContainerLauncher:
         self.home = home
         self.wheel_home = wheel_home
         self.network = network
-        self.mounts: dict[Path, str] = {PIPELINES: f"{PIPELINES}:ro"}
+        self.mounts = [Mount(PIPELINES, PIPELINES, readonly=True)]
 
     def address(self, alias: str) -> str:
         return dns_name(alias)
@@ -157,7 +174,7 @@ class ContainerLauncher:
         return IMAGE_JARS / jar.name
 
     def share(self, path: Path) -> None:
-        self.mounts[path] = str(path)
+        self.mounts.append(Mount(path, path))
 
     def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
                memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> ContainerProcess:
@@ -175,7 +192,6 @@ class ContainerKafka(Brokers):
         super().__init__(settings, log_dir)
         self.run = uuid.uuid4().hex[:8]
         self.network = f"showdown-{self.run}"
-        self.nodes: dict[int, ContainerProcess] = {}  # node -> its current container
         self._started: list[ContainerProcess] = []  # also the killed ones, for CPU totals
         self._ports: dict[int, int] = {}
         self._dir: Path | None = None
@@ -224,7 +240,7 @@ class ContainerKafka(Brokers):
             f"kafka-{node}", self._image, [], self.log_dir / f"kafka-{node}.log", self.network,
             {"KAFKA_CLUSTER_ID": self._cluster_id, "KAFKA_HEAP_MB": str(s.heap_mb),
              "KAFKA_TRANSACTION_VERSION": str(s.transaction_version)},
-            {self._dir / f"node-{node}": "/var/lib/kafka"}, s.cpus, s.container_mb,
+            [Mount(self._dir / f"node-{node}", Path("/var/lib/kafka"))], s.cpus, s.container_mb,
             alias=f"kafka-{node}", publish=[self._ports[node]])
         self._started.append(proc)
 
@@ -238,7 +254,7 @@ class ContainerKafka(Brokers):
             self._python_image = images.python_image()
         inside = f"/app/pipelines/{script.relative_to(PIPELINES)}"
         proc = ContainerProcess(name, self._python_image, ["python", "-u", inside, *args], log, self.network,
-                                env, {PIPELINES: "/app/pipelines:ro"}, cpus, memory_mb)
+                                env, [Mount(PIPELINES, Path("/app/pipelines"), readonly=True)], cpus, memory_mb)
         self._processes.append(proc)
         return proc
 

@@ -9,7 +9,7 @@ from harness.engines.base import Engine
 from harness.engines.flink import FlinkEngine, FlinkOptions
 from harness.engines.kafka import KafkaOptions, KafkaTransactionsEngine
 from harness.engines.spark import SparkEngine, SparkOptions
-from harness.workload import Fault
+from harness.workload import CLUSTER_FAULTS, Fault
 
 OPTIONS: dict[str, type[BaseModel]] = {
     "kafka": KafkaOptions,
@@ -53,7 +53,7 @@ def validate_engine_options(name: str, options: dict[str, Any] | None) -> str | 
 
 def unsupported_faults(name: str, faults: list[Fault]) -> str | None:
     """None if engine `name` can take every fault, else a sentence saying what it can take."""
-    missing = sorted({f.kind for f in faults} - FAULTS[kind(name)])
+    missing = sorted({f.kind for f in faults} - FAULTS[kind(name)] - CLUSTER_FAULTS)
     if not missing:
         return None
     return (f"cannot take the fault(s) {', '.join(missing)} (action:target); "

@@ -98,3 +98,10 @@ def test_every_engine_must_take_every_fault() -> None:
     msg = _error(engines={"spark": {}, "kafka": {}}, faults=[{"at_s": 3, "action": "kill", "target": "driver"}])
     assert "engines.kafka" in msg and "kill:driver" in msg and "kill:worker" in msg
     assert make(engines={"spark": {}}, faults=[{"at_s": 3, "target": "executor"}]).faults[0].kind == "kill:executor"
+
+
+def test_a_broker_kill_fits_every_engine() -> None:
+    wl = make(engines={"kafka": {}, "passthrough": {}, "flink": {}, "spark": {}},
+              faults=[{"at_s": 3, "action": "kill", "target": "broker", "instance": 0}])
+    assert wl.faults[0].kind == "kill:broker"
+    assert "takes target 'job'" in _error(faults=[{"at_s": 3, "action": "cancel-resubmit", "target": "broker"}])
