@@ -45,7 +45,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness import report
     from harness.results import load_summary
 
-    report.print_summary(load_summary(Path(args.dir)), console)
+    summary = load_summary(Path(args.dir))
+    report.print_summary(summary, console)
+    folder = Path(args.dir).parent if Path(args.dir).is_file() else Path(args.dir)
+    html_page, md_page = report.write_files(folder, summary)
+    console.print(f"\nwritten: {html_page} (one self-contained page) and {md_page}")
     return 0
 
 
@@ -178,7 +182,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="print the table of a finished (or partial) run again")
+    rep = sub.add_parser("report", help="print a finished (or partial) run's table again and write its "
+                                        "report.html and report.md")
     rep.add_argument("dir", help="a results/<run> folder or its summary.json")
     rep.set_defaults(func=cmd_report)
 

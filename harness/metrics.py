@@ -60,6 +60,27 @@ def per_second(first: np.ndarray, start_ns: int, seconds: int) -> list[dict[str,
     return rows
 
 
+def rolling_p99(first: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """At each instant x (ns): the p99 latency over the decisions received in (x - 1 s, x]
+    and over the records sent by x but not yet decided, at their age at x (inf where there
+    are neither). A stalled engine shows its growing backlog, not a silence; an engine that
+    commits in bursts shows its real latency between them."""
+    order = np.argsort(first["recv_ns"])
+    recv = first["recv_ns"][order]
+    sent = first["sent_ns"][order]
+    lat = recv - sent
+    lo = np.searchsorted(recv, xs - ROLLING_WINDOW_NS, side="right")
+    hi = np.searchsorted(recv, xs, side="right")
+    p99 = np.full(len(xs), np.inf)
+    for k, (x, a, b) in enumerate(zip(xs, lo, hi)):
+        later = sent[b:]  # decisions received after x: recv is sorted
+        pending = x - later[later <= x]
+        window = np.concatenate((lat[a:b], pending))
+        if len(window):
+            p99[k] = percentiles(window, [99])[0]
+    return p99
+
+
 @dataclass
 class Recovery:
     fault_ns: int
@@ -107,7 +128,6 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
     order = np.argsort(first["recv_ns"])
     recv = first["recv_ns"][order]
     lat = (first["recv_ns"] - first["sent_ns"])[order]
-    sent = first["sent_ns"][order]
     baseline_end = baseline_until_ns or fault_ns
     pre = lat[(recv >= max(measure_from_ns, baseline_end - BASELINE_NS)) & (recv < baseline_end)]
     if len(pre) == 0:
@@ -115,15 +135,7 @@ def recovery(received: np.ndarray, first: np.ndarray, fault_ns: int, measure_fro
     pre_p99 = percentiles(pre, [99])[0]
     threshold = max(2 * pre_p99, pre_p99 + 100e6)
     xs = np.arange(fault_ns + ROLLING_STEP_NS, end_ns + 1, ROLLING_STEP_NS)
-    lo = np.searchsorted(recv, xs - ROLLING_WINDOW_NS, side="right")
-    hi = np.searchsorted(recv, xs, side="right")
-    p99 = np.full(len(xs), np.inf)
-    for k, (x, a, b) in enumerate(zip(xs, lo, hi)):
-        later = sent[b:]  # decisions received after x: recv is sorted
-        pending = x - later[later <= x]
-        window = np.concatenate((lat[a:b], pending))
-        if len(window):
-            p99[k] = percentiles(window, [99])[0]
+    p99 = rolling_p99(first, xs)
     ok = p99 <= threshold
     over = np.flatnonzero(np.isfinite(p99) & ~ok)
     start = int(over[-1]) + 1 if len(over) else 0

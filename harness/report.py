@@ -1,9 +1,12 @@
 """The comparison table, one row per engine, from a summary.json."""
 from __future__ import annotations
 
+import html
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.console import console as default_console
@@ -15,66 +18,167 @@ def _ms(v: float | None) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
-def _count(v: int | None, good_when_zero: bool = True) -> str:
+def _style(text: str, style: str | None, markup: bool) -> str:
+    return f"[{style}]{text}[/]" if markup and style else text
+
+
+def _count(v: int | None, markup: bool) -> str:
     if v is None:
         return "—"
-    return f"[green]{v}[/]" if v == 0 or not good_when_zero else f"[red]{v}[/]"
+    return _style(str(v), "green" if v == 0 else "red", markup)
 
 
-def _recovery(rec: list[dict[str, Any]]) -> str:
+def _recovery(rec: list[dict[str, Any]], markup: bool) -> str:
     if not rec:
         return "—"
     parts = []
     for r in rec:
         if r.get("error"):
-            parts.append("[red]fault failed[/]")
+            parts.append(_style("fault failed", "red", markup))
         elif r.get("recovered"):
             parts.append(f"{r['output_gap_s']:.1f} / {r['recovery_time_s']:.1f}")
         else:
             reached = r.get("final_p99_ms")
-            parts.append(f"{r['output_gap_s']:.1f} / [red]never[/] (p99 {_ms(reached)} ms)")
+            parts.append(f"{r['output_gap_s']:.1f} / {_style('never', 'red', markup)} (p99 {_ms(reached)} ms)")
     return "\n".join(parts)
 
 
-def table(summary: dict[str, Any]) -> Table:
-    wl = summary.get("workload_name", "?")
-    t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
-    for col, justify in [("engine", "left"), ("p50", "right"), ("p90", "right"), ("p99", "right"),
-                         ("p99.9", "right"), ("max", "right"), ("offered/s", "right"), ("out/s", "right"),
-                         ("on sched", "center"), ("missing", "right"), ("dup", "right"), ("wrong", "right"),
-                         ("gap / recovery s", "right"), ("CPU s eng/kafka", "right")]:
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "missing", "dup",
+           "wrong", "gap / recovery s", "CPU s eng/kafka"]
+CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
+           "fault; recovery = until p99 is back (SPEC 4); CPU = seconds used during the load and drain")
+
+
+def rows(summary: dict[str, Any], markup: bool = False) -> list[list[str]]:
+    """The comparison table's cells, one row per engine (`markup`: with rich colours)."""
+    out = []
     for e in summary.get("engines", []):
         if e.get("status") != "ok":
-            t.add_row(e["engine"], f"[red]{e.get('status')}[/]", *["—"] * 12)
+            out.append([e["engine"], _style(str(e.get("status")), "red", markup), *["—"] * (len(COLUMNS) - 2)])
             continue
         lat = e["latency_ms"]
         tp = e["throughput"]
         c = e["correctness"]
         cpu = e["cpu_seconds"]
-        t.add_row(
+        kept = tp["driver_kept_schedule"]
+        out.append([
             e["engine"], _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["p999"]), _ms(lat["max"]),
             f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
-            "[green]yes[/]" if tp["driver_kept_schedule"] else "[red]no[/]",
-            _count(c["missing"]), _count(c["duplicates"]), _count(c["wrong"]),
-            _recovery(e.get("recovery", [])),
+            _style("yes" if kept else "no", "green" if kept else "red", markup),
+            _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
+            _recovery(e.get("recovery", []), markup),
             # During the load and drain when recorded (older results: the whole run).
             f"{cpu.get('engine_load', cpu['engine']):.0f} / {cpu.get('kafka_load', cpu['kafka']):.0f}",
-        )
-    t.caption = "latency in ms (receive time − intended send time, after warm-up); " \
-                "gap = longest silence after the fault; recovery = until p99 is back (SPEC 4); " \
-                "CPU = seconds used during the load and drain"
+        ])
+    return out
+
+
+def table(summary: dict[str, Any]) -> Table:
+    wl = summary.get("workload_name", "?")
+    t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
+    for col in COLUMNS:
+        t.add_column(col, justify="left" if col == "engine" else "center" if col == "on sched" else "right")
+    for row in rows(summary, markup=True):
+        t.add_row(*row)
+    t.caption = CAPTION
     return t
+
+
+def notes(summary: dict[str, Any]) -> list[str]:
+    """What the table cannot show: errors, the first offending txn_ids, events of the run."""
+    out = []
+    for e in summary.get("engines", []):
+        if e.get("error"):
+            out.append(f"{e['engine']} {e.get('status')}: {e['error']}")
+        examples = (e.get("correctness") or {}).get("examples") or {}
+        for kind, ids in examples.items():
+            out.append(f"{e['engine']}: first {kind}: " + "; ".join(ids))
+        for line in e.get("events", []):
+            out.append(f"{e['engine']}: {line}")
+    return out
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or default_console
     console.print(table(summary))
-    for e in summary.get("engines", []):
-        if e.get("error"):
-            console.print(f"[red]{e['engine']} {e.get('status')}:[/] {e['error']}")
-        examples = (e.get("correctness") or {}).get("examples") or {}
-        for kind, ids in examples.items():
-            console.print(f"[yellow]{e['engine']}: first {kind}:[/] " + "; ".join(ids))
-        for line in e.get("events", []):
-            console.print(f"[yellow]{e['engine']}:[/] {line}")
+    for line in notes(summary):
+        console.print(f"[yellow]{escape(line)}[/]")
+
+
+def _metadata(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    m = summary.get("metadata", {})
+    v = m.get("versions", {})
+    pinned = v.get("pinned", {})
+    machine = m.get("machine", {})
+    git = m.get("git", {})
+    return [
+        ("workload", f"{summary.get('workload_name')} (seed {m.get('workload', {}).get('seed')}, "
+                     f"{m.get('workload', {}).get('path')})"),
+        ("status", f"{summary.get('status')}, {summary.get('started_at')} → {summary.get('finished_at')}"),
+        ("backend", m.get("backend_note") or str(m.get("backend"))),
+        ("machine", f"{machine.get('cpu_model')}, {machine.get('cpus')} CPUs, {machine.get('memory_gib')} GiB, "
+                    f"{machine.get('platform')}"),
+        ("versions", f"Kafka {pinned.get('kafka', {}).get('version')}, Flink {pinned.get('flink', {}).get('version')}, "
+                     f"Spark {pinned.get('spark', {}).get('version')}, Python {v.get('python')}, {v.get('java')}, "
+                     f"confluent-kafka {v.get('confluent-kafka')} (librdkafka {v.get('librdkafka')})"),
+        ("git", f"{git.get('commit')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
+    ]
+
+
+PAGE_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: pre-line; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.bad { color: #b00; font-weight: 600; } .good { color: #070; }
+figure { margin: 1.5em 0; } figcaption { font-weight: 600; margin-bottom: .3em; }
+svg { max-width: 100%; height: auto; } .caption, .meta td { color: #555; text-align: left; }
+"""
+
+
+def _html_cell(text: str) -> str:
+    cls = ""
+    if text in ("no", "failed", "partial") or "never" in text or "fault failed" in text or (
+            text.isdigit() and text != "0"):
+        cls = "bad"
+    elif text in ("yes", "0", "ok"):
+        cls = "good"
+    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+
+
+def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
+    """report.html (one self-contained page: inline SVG, no network needed) and report.md
+    (with its figures as PNG files in report-files/) in `run_dir`."""
+    from harness import charts  # matplotlib: only when a report is written
+
+    figures = charts.draw(run_dir, summary, run_dir / "report-files")
+    cells = rows(summary)
+    title = f"Stream Showdown — {summary.get('workload_name')} ({summary.get('status')})"
+    # The counts columns (missing, dup, wrong) are the ones where a non-zero number is bad.
+    counts = {COLUMNS.index(c) for c in ("missing", "dup", "wrong")}
+    body_rows = "".join(
+        "<tr>" + "".join(_html_cell(c) if i in counts or c in ("yes", "no") or "never" in c
+                         else f"<td>{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>" for r in cells)
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+            "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr></thead>",
+            f"<tbody>{body_rows}</tbody></table><p class='caption'>{html.escape(CAPTION)}</p>"]
+    page += [f"<figure><figcaption>{html.escape(f.title)}</figcaption>{f.svg}</figure>" for f in figures]
+    page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(summary)) + "</ul>"
+             if notes(summary) else ""]
+    page += ["<h2>Run</h2><table class='meta'>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _metadata(summary)) + "</table>",
+        "</body></html>"]
+    html_path = run_dir / "report.html"
+    html_path.write_text("\n".join(page))
+
+    md = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    md += ["| " + " | ".join(c.replace("\n", "<br>") for c in r) + " |" for r in cells]
+    md += ["", CAPTION, ""]
+    md += [f"## {f.title}\n\n![{f.name}]({f.png.relative_to(run_dir)})\n" for f in figures]
+    if notes(summary):
+        md += ["## Notes", "", *(f"- {n}" for n in notes(summary)), ""]
+    md += ["## Run", "", *(f"- **{k}**: {v}" for k, v in _metadata(summary)), ""]
+    md_path = run_dir / "report.md"
+    md_path.write_text("\n".join(md))
+    return html_path, md_path

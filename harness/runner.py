@@ -14,7 +14,7 @@ import numpy as np
 from rich.live import Live
 from rich.table import Table
 
-from harness import checker, collector, docker, driver, engines, metrics, procs
+from harness import checker, collector, docker, driver, engines, metrics, procs, report
 from harness.clusters.base import KafkaCluster
 from harness.clusters.containers import ContainerKafka
 from harness.clusters.local import LocalKafka
@@ -365,4 +365,10 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     failed = [e["engine"] for e in run_dir.summary["engines"] if e["status"] != "ok"]
     run_dir.finish("complete" if not failed else "partial",
                    error=f"engines failed: {', '.join(failed)}" if failed else None)
+    try:
+        pages = report.write_files(run_dir.path, run_dir.summary)
+        console.print(f"Report: {pages[0]} and {pages[1].name}")
+    except Exception as e:  # the figures are a view of the results, which are already written
+        console.print(f"[yellow]could not draw the report ({type(e).__name__}: {e}); "
+                      f"`showdown report {run_dir.path}` tries again[/]")
     return run_dir

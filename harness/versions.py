@@ -48,7 +48,7 @@ def harness_versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "java": java_version(),
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": python_package("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "stream-showdown": python_package("stream-showdown"),
     }

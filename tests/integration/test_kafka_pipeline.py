@@ -73,3 +73,26 @@ def test_exactly_once_across_a_broker_kill(tmp_path: Path) -> None:
     [rec] = e["recovery"]
     assert rec["error"] is None and "Kafka broker 1" in rec["target"]
     assert rec["output_gap_s"] > 3 and rec["recovered"], rec
+
+
+def test_the_report_page_renders_in_a_headless_browser(smoke_run: dict, tmp_path: Path) -> None:
+    """report.html is one self-contained page: Chromium, offline, draws its table and charts."""
+    import re
+    import shutil
+    import subprocess
+
+    import matplotlib.image
+
+    run = Path(smoke_run["_path"])
+    page = (run / "report.html").read_text()
+    assert "<svg" in page and not re.search(r"""(src|href)=["']https?:""", page), "nothing to fetch"
+    assert (run / "report.md").exists() and (run / "report-files" / "latency.png").exists()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,2400", f"--screenshot={shot}", (run / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (2400, 1200) and pixels.std() > 0.05, "a blank page"
