@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 COMPOSE ?= $(shell command -v docker-compose || echo docker compose)
 COMPOSE_ENV := .cache/compose/compose.env
 
-.PHONY: setup bench test unit integration selfbench driver-bench compose-up compose-down clean
+.PHONY: setup bench sweep test unit integration selfbench driver-bench compose-up compose-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=/path/to/python3.11")'
@@ -24,6 +24,9 @@ setup: $(STAMP)
 
 bench: setup
 	$(BIN)/showdown run -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))
+
+sweep: setup
+	$(BIN)/showdown sweep -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))
 
 test: setup unit integration
 

@@ -146,6 +146,21 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness import runner, sweep
+
+    wl, text = workload_mod.load(args.workload)
+    engines = args.engines.split(",") if args.engines else list(wl.engines)
+    unknown = [e for e in engines if e not in wl.engines]
+    if unknown:
+        raise workload_mod.WorkloadError(
+            f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    backend, _ = runner.choose_backend(args.backend)
+    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend)
+    console.print(f"\nsweep: {out / 'sweep.json'} (each step's run folder beside it)")
+    return 0
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     from harness import compose, docker
 
@@ -204,6 +219,14 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     st.set_defaults(func=cmd_setup)
 
+    sw = sub.add_parser("sweep", help="find each engine's highest sustainable rate (the workload's `sweep` "
+                                      "section: rates, step length, p99 limit)")
+    sw.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
+    sw.add_argument("--engines", help="comma-separated subset of the workload's engines")
+    sw.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+                    help="where Kafka and the engines' clusters run (default: %(default)s)")
+    sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
+    sw.set_defaults(func=cmd_sweep)
     co = sub.add_parser("compose", help="build the images and write the config docker-compose.yml runs "
                                          "(.cache/compose/compose.env)")
     co.add_argument("--kafka-port", type=int, default=9094, help="Kafka's port on 127.0.0.1 (default: %(default)s)")

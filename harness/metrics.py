@@ -43,6 +43,24 @@ def latency_summary(latency_ns: np.ndarray) -> dict[str, float | int | None]:
     return out
 
 
+def latency_growth_ms(first: np.ndarray, from_ns: int, to_ns: int, bin_ns: int = 5_000_000_000) -> float:
+    """How much latency grew over [from_ns, to_ns) by send time: the slope of a line fitted
+    to the median latency of each `bin_ns` bin, times the span. Near 0 when the engine keeps
+    up; the backlog's growth when it does not (0 with fewer than 3 bins of data)."""
+    sent = first["sent_ns"]
+    lat = (first["recv_ns"] - sent) / 1e6
+    mids, medians = [], []
+    for lo in range(from_ns, to_ns, bin_ns):
+        window = lat[(sent >= lo) & (sent < lo + bin_ns)]
+        if len(window):
+            mids.append((lo + bin_ns / 2 - from_ns) / 1e9)
+            medians.append(float(np.median(window)))
+    if len(mids) < 3:
+        return 0.0
+    slope = float(np.polyfit(mids, medians, 1)[0])  # ms per second
+    return round(slope * (to_ns - from_ns) / 1e9, 3)
+
+
 def per_second(first: np.ndarray, start_ns: int, seconds: int) -> list[dict[str, float | int | None]]:
     """Decisions received per second of the run (by receive time) with their p50/p99."""
     rows: list[dict[str, float | int | None]] = []

@@ -334,6 +334,12 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     run_dir.summary["metadata"]["backend_note"] = f"{BACKENDS[backend]} ({why})"
     run_dir.write()
     console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
+    if backend == "containers":
+        console.print(f"Docker: {docker.ensure_engine()}")
+        # Containers and networks of a run that crashed before its own cleanup (ours by label).
+        left = docker.remove_leftovers()
+        if left:
+            console.print(f"[yellow]removed {len(left)} container(s) an earlier run left behind[/]")
     console.print(f"Results go to [bold]{run_dir.path}[/]")
     with console.status("Generating the workload and the oracle's decisions"):
         t0 = time.monotonic()

@@ -127,6 +127,27 @@ class Fault(Strict):
 
 
 TARGETS = {"kill": ("worker", "executor", "driver", "broker"), "cancel-resubmit": ("job",)}
+class Sweep(Strict):
+    """`showdown sweep`: each rate in turn, without faults, for `duration_s`. A rate is
+    sustainable when the driver kept its schedule, every decision arrived, the p99 stayed
+    under `p99_limit_ms`, and latency did not trend upward (its fitted growth over the
+    step, after warm-up, stayed under `max_growth_ms`): Karimov et al., ICDE 2018."""
+
+    rates: list[float] = Field(default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 4000.0], min_length=1)
+    duration_s: float = Field(60.0, gt=0, le=3600)
+    warmup_s: float = Field(15.0, ge=0)
+    p99_limit_ms: float = Field(5_000.0, gt=0)
+    max_growth_ms: float = Field(1_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Sweep:
+        if any(r <= 0 for r in self.rates) or sorted(self.rates) != self.rates:
+            raise ValueError(f"rates must be positive and ascending, got {self.rates}")
+        if self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
+        return self
+
+
 # Faults the harness injects into Kafka itself, whatever the engine.
 CLUSTER_FAULTS = frozenset({"kill:broker"})
 
@@ -152,6 +173,7 @@ class Workload(Strict):
     engines: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"kafka": {}, "passthrough": {}})
     faults: list[Fault] = []
     drain_timeout_s: float = Field(60.0, gt=0)
+    sweep: Sweep = Sweep()
     event_time_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
     @model_validator(mode="after")

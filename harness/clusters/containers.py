@@ -202,7 +202,7 @@ class ContainerKafka(Brokers):
         self.timings: dict[str, float] = {}
 
     def start(self, timeout_s: float = 120.0) -> str:
-        console.print(f"Docker: {docker.ensure_engine()}")
+        docker.ensure_engine()
         t0 = time.monotonic()
         self._image = images.kafka_image()
         self.timings["image_s"] = round(time.monotonic() - t0, 2)

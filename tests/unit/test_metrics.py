@@ -120,3 +120,15 @@ def test_quiet_seconds_before_the_backlog_ages_are_not_a_recovery() -> None:
     r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 82 * S)
     assert r.pre_fault_p99_ms == 12_000 and abs(r.output_gap_s - 20.0) < 0.02
     assert r.recovered and 20.5 <= r.recovery_time_s <= 21.5, r
+
+
+def test_latency_growth_is_near_zero_when_keeping_up_and_the_backlog_when_not() -> None:
+    from harness.metrics import latency_growth_ms
+
+    sent = np.arange(0, 60_000_000_000, 10_000_000, dtype=np.int64)  # 100/s for 60 s
+    steady = np.zeros(len(sent), dtype=[("sent_ns", "i8"), ("recv_ns", "i8")])
+    steady["sent_ns"], steady["recv_ns"] = sent, sent + 50_000_000
+    assert abs(latency_growth_ms(steady, 0, 60_000_000_000)) < 1
+    falling_behind = steady.copy()
+    falling_behind["recv_ns"] = sent + 50_000_000 + sent // 10  # 100 ms more per second
+    assert 5_000 < latency_growth_ms(falling_behind, 0, 60_000_000_000) < 7_000

@@ -105,3 +105,8 @@ def test_a_broker_kill_fits_every_engine() -> None:
               faults=[{"at_s": 3, "action": "kill", "target": "broker", "instance": 0}])
     assert wl.faults[0].kind == "kill:broker"
     assert "takes target 'job'" in _error(faults=[{"at_s": 3, "action": "cancel-resubmit", "target": "broker"}])
+
+
+def test_sweep_rates_must_ascend() -> None:
+    assert make(sweep={"rates": [100, 200]}).sweep.rates == [100, 200]
+    assert "ascending" in _error(sweep={"rates": [200, 100]})

@@ -1,0 +1,29 @@
+"""`showdown sweep` on the Kafka engine: two rates, each an ordinary run, judged sustainable."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import sweep, workload
+from harness.paths import WORKLOADS
+
+pytestmark = pytest.mark.integration
+
+
+def test_sweep_finds_the_rates_the_kafka_engine_sustains(tmp_path: Path) -> None:
+    data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
+    data.update(name="smoke-sweep", engines={"kafka": {"parallelism": 2}},
+                sweep={"rates": [200, 1000], "duration_s": 20, "warmup_s": 5, "p99_limit_ms": 2000})
+    wl = workload.parse(data, "smoke-sweep")
+    out = sweep.run(wl, "smoke-sweep", yaml.safe_dump(data), tmp_path, ["kafka"], backend="local")
+    result = json.loads((out / "sweep.json").read_text())
+    steps = result["steps"]
+    assert [s["rate"] for s in steps] == [200, 1000]
+    assert all(s["sustainable"] for s in steps), [s["why_not"] for s in steps]
+    best = result["sustainable"]["kafka"]
+    assert best["rate"] == 1000 and best["cpu_s_per_million"] > 0 and abs(best["growth_ms"]) < 1000
+    for s in steps:  # each verdict points at a complete run
+        assert json.loads((out / s["run"] / "summary.json").read_text())["status"] == "complete"
