@@ -23,8 +23,8 @@ def containers_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     except SetupError as e:
         pytest.skip(f"Docker cannot run here: {e}")
     data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
-    # A killed container sends no TCP reset, so Spark notices its lost Worker later than a
-    # killed local process (~35 s of silence here), and needs 10 stable seconds after the catch-up.
+    # Spark in containers stays silent ~30-35 s after its Worker is killed (a new Worker
+    # container, a new executor, a catch-up batch), then needs 10 stable seconds to recover.
     data.update(name="smoke-containers", duration_s=100,
                 faults=[{"at_s": 25, "action": "kill", "target": "worker", "restart_after_s": 3}],
                 engines={"kafka": {"parallelism": 2}, "flink": {}, "spark:idempotent": {"sink": "transactional"}})
