@@ -120,9 +120,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from harness import artifacts, docker, engines, images, runner, venvs
-    from harness.engines.spark import connector_jars
-    from harness.versions import runtime
+    from harness import artifacts, docker, engines, images, runner
+    from harness.engines import spark
 
     wl, _ = workload_mod.load(args.workload)
     artifacts.require_java()
@@ -141,7 +140,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         if "flink" in kinds:
             tags.append(images.flink_image())
         if "spark" in kinds:
-            tags.append(images.spark_image(connector_jars(venvs.ensure("spark", runtime("spark")))))
+            tags.append(spark.image())
         console.print(f"[green]✓[/] images for the containers backend ({why}): {', '.join(tags)}")
     return 0
 

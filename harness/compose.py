@@ -20,7 +20,8 @@ from harness.clusters.containers import (
 from harness.clusters.local import broker_properties, package_home
 from harness.clusters.wheel import FlinkCluster, FlinkSettings, SparkSettings
 from harness.engines.flink import FlinkOptions
-from harness.engines.spark import SparkOptions, connector_jars
+from harness.engines.spark import SparkOptions
+from harness.engines.spark import image as spark_image
 from harness.paths import CACHE, PIPELINES, ROOT
 from harness.versions import runtime
 from harness.workload import KafkaSettings
@@ -44,9 +45,7 @@ def write(ports: Ports) -> Path:
     """Build (or find) the images, write the configuration and the env file; returns it."""
     kafka, flink, spark = KafkaSettings(), FlinkOptions(), SparkOptions()
     flink_python = venvs.ensure("flink", runtime("flink"))
-    spark_python = venvs.ensure("spark", runtime("spark"))
-    tags = {"KAFKA_IMAGE": images.kafka_image(), "FLINK_IMAGE": images.flink_image(),
-            "SPARK_IMAGE": images.spark_image(connector_jars(spark_python))}
+    tags = {"KAFKA_IMAGE": images.kafka_image(), "FLINK_IMAGE": images.flink_image(), "SPARK_IMAGE": spark_image()}
     shutil.rmtree(COMPOSE_DIR, ignore_errors=True)
     broker = COMPOSE_DIR / "kafka-1"
     (broker / "data").mkdir(parents=True)

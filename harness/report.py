@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,17 +18,26 @@ def _ms(v: float | None) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
-def _style(text: str, style: str | None, markup: bool) -> str:
-    return f"[{style}]{text}[/]" if markup and style else text
+# How cells are marked up: plain text (report.md), rich markup (the console), HTML (report.html).
+Markup = Literal["plain", "rich", "html"]
+CSS_CLASS = {"green": "good", "red": "bad"}
 
 
-def _count(v: int | None, markup: bool) -> str:
+def _style(text: str, style: str | None, markup: Markup) -> str:
+    """`text` in `style` (green: as it should be; red: a problem), or as is."""
+    if markup == "html":
+        text = html.escape(text)
+        return f'<span class="{CSS_CLASS[style]}">{text}</span>' if style else text
+    return f"[{style}]{text}[/]" if markup == "rich" and style else text
+
+
+def _count(v: int | None, markup: Markup) -> str:
     if v is None:
         return "—"
     return _style(str(v), "green" if v == 0 else "red", markup)
 
 
-def _recovery(rec: list[dict[str, Any]], markup: bool) -> str:
+def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
     if not rec:
         return "—"
     parts = []
@@ -49,12 +58,14 @@ CAPTION = ("latency in ms (receive time − intended send time, after warm-up); 
            "fault; recovery = until p99 is back (SPEC 4); CPU = seconds used during the load and drain")
 
 
-def rows(summary: dict[str, Any], markup: bool = False) -> list[list[str]]:
-    """The comparison table's cells, one row per engine (`markup`: with rich colours)."""
+def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
+    """The comparison table's cells, one row per engine, marked up for the console, the
+    HTML page, or not at all."""
     out = []
     for e in summary.get("engines", []):
         if e.get("status") != "ok":
-            out.append([e["engine"], _style(str(e.get("status")), "red", markup), *["—"] * (len(COLUMNS) - 2)])
+            out.append([_style(e["engine"], None, markup), _style(str(e.get("status")), "red", markup),
+                        *["—"] * (len(COLUMNS) - 2)])
             continue
         lat = e["latency_ms"]
         tp = e["throughput"]
@@ -62,7 +73,8 @@ def rows(summary: dict[str, Any], markup: bool = False) -> list[list[str]]:
         cpu = e["cpu_seconds"]
         kept = tp["driver_kept_schedule"]
         out.append([
-            e["engine"], _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["p999"]), _ms(lat["max"]),
+            _style(e["engine"], None, markup),
+            _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["p999"]), _ms(lat["max"]),
             f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
             _style("yes" if kept else "no", "green" if kept else "red", markup),
             _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
@@ -78,7 +90,7 @@ def table(summary: dict[str, Any]) -> Table:
     t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
     for col in COLUMNS:
         t.add_column(col, justify="left" if col == "engine" else "center" if col == "on sched" else "right")
-    for row in rows(summary, markup=True):
+    for row in rows(summary, markup="rich"):
         t.add_row(*row)
     t.caption = CAPTION
     return t
@@ -136,16 +148,6 @@ svg { max-width: 100%; height: auto; } .caption, .meta td { color: #555; text-al
 """
 
 
-def _html_cell(text: str) -> str:
-    cls = ""
-    if text in ("no", "failed", "partial") or "never" in text or "fault failed" in text or (
-            text.isdigit() and text != "0"):
-        cls = "bad"
-    elif text in ("yes", "0", "ok"):
-        cls = "good"
-    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
-
-
 def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     """report.html (one self-contained page: inline SVG, no network needed) and report.md
     (with its figures as PNG files in report-files/) in `run_dir`."""
@@ -154,11 +156,7 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     figures = charts.draw(run_dir, summary, run_dir / "report-files")
     cells = rows(summary)
     title = f"Stream Showdown — {summary.get('workload_name')} ({summary.get('status')})"
-    # The counts columns (missing, dup, wrong) are the ones where a non-zero number is bad.
-    counts = {COLUMNS.index(c) for c in ("missing", "dup", "wrong")}
-    body_rows = "".join(
-        "<tr>" + "".join(_html_cell(c) if i in counts or c in ("yes", "no") or "never" in c
-                         else f"<td>{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>" for r in cells)
+    body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
             f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
             "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr></thead>",

@@ -56,10 +56,11 @@ def judge(e: dict[str, Any], wl: Workload, run_dir: Path) -> tuple[list[str], fl
     return reasons, growth
 
 
-def step_workload(wl: Workload, rate: float) -> Workload:
+def step_changes(wl: Workload, rate: float) -> dict[str, Any]:
+    """What a step changes in the workload: its rate and length, no faults, no phases."""
     s = wl.sweep
-    return wl.model_copy(update={"name": f"{wl.name}-{rate:g}", "rate": rate, "duration_s": s.duration_s,
-                                 "warmup_s": s.warmup_s, "faults": [], "phases": []})
+    return {"name": f"{wl.name}-{rate:g}", "rate": rate, "duration_s": s.duration_s, "warmup_s": s.warmup_s,
+            "faults": [], "phases": []}
 
 
 def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_names: list[str],
@@ -69,10 +70,9 @@ def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_
     for name in engine_names:
         for rate in wl.sweep.rates:
             console.rule(f"[bold]sweep {name} at {rate:g} ev/s")
-            step_wl = step_workload(wl, rate)
-            step_text = yaml.safe_dump({**yaml.safe_load(text), "name": step_wl.name, "rate": rate,
-                                        "duration_s": step_wl.duration_s, "warmup_s": step_wl.warmup_s,
-                                        "faults": [], "phases": []}, sort_keys=False)
+            changes = step_changes(wl, rate)
+            step_wl = wl.model_copy(update=changes)
+            step_text = yaml.safe_dump({**yaml.safe_load(text), **changes}, sort_keys=False)
             run_dir = runner.run(step_wl, workload_path, step_text, out, [name], backend=backend)
             e = run_dir.summary["engines"][0]
             reasons, growth = judge(e, wl, run_dir.path)

@@ -31,6 +31,11 @@ STATE_STORES = {
 }
 
 
+def image() -> str:
+    """The Spark image of the pinned runtime: its wheel and the connector jars it lacks."""
+    return images.spark_image(connector_jars(venvs.ensure("spark", runtime("spark"))))
+
+
 class SparkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
