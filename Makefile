@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 # docker-compose v1 (Debian bookworm), else the v2 plugin.
 COMPOSE ?= $(shell command -v docker-compose || echo docker compose)
 COMPOSE_ENV := .cache/compose/compose.env
+# `make bench-all`: every scenario file (smoke.yaml is the tests' own).
+SCENARIOS := $(filter-out workloads/smoke.yaml,$(sort $(wildcard workloads/*.yaml)))
 
-.PHONY: setup bench sweep test unit integration selfbench driver-bench compose-up compose-down clean
+.PHONY: setup bench bench-all sweep test unit integration selfbench driver-bench compose-up compose-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=/path/to/python3.11")'
@@ -24,6 +26,12 @@ setup: $(STAMP)
 
 bench: setup
 	$(BIN)/showdown run -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))
+
+# Each scenario in turn, every engine of its file; a failed scenario does not stop the others.
+bench-all: setup
+	@status=0; for w in $(SCENARIOS); do \
+		$(BIN)/showdown run -w $$w --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES)) || status=1; \
+	done; exit $$status
 
 sweep: setup
 	$(BIN)/showdown sweep -w $(WORKLOAD) --backend $(BACKEND) $(if $(ENGINES),--engines $(ENGINES))

@@ -27,6 +27,7 @@ TITLES = {
     "latency": "Latency over time (SPEC 4's rolling p99, log scale)",
     "cdf": "Latency distribution (after warm-up)",
     "throughput": "Throughput: offered by the driver vs decisions received",
+    "backlog": "Backlog (consumer lag): records sent but not yet decided",
     "recovery": "Faults: output gap and time to recover",
 }
 
@@ -41,18 +42,20 @@ class Chart:
 
 @dataclass(frozen=True)
 class Markers:
-    faults: list[tuple[float, str]]  # (seconds after the load start, label)
+    events: list[tuple[float, str]]  # faults and the schema switch: (seconds after the load start, label)
     phases: list[tuple[float, float, float]]  # (start s, end s, rate multiplier)
     warmup_s: float
 
 
 def markers(summary: dict[str, Any]) -> Markers:
     wl = yaml.safe_load(summary["metadata"]["workload"]["text"]) or {}
-    faults = [(float(f["at_s"]), f"{f.get('action', 'kill')} {f.get('target', 'worker')}")
+    events = [(float(f["at_s"]), f"{f.get('action', 'kill')} {f.get('target', 'worker')}")
               for f in wl.get("faults", [])]
+    if wl.get("schema_v2_from_s") is not None:
+        events.append((float(wl["schema_v2_from_s"]), "schema v2"))
     phases = [(float(p["start_s"]), float(p["start_s"]) + float(p["duration_s"]), float(p["multiplier"]))
               for p in wl.get("phases", [])]
-    return Markers(faults, phases, float(wl.get("warmup_s", 10.0)))
+    return Markers(events, phases, float(wl.get("warmup_s", 10.0)))
 
 
 def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:
@@ -70,7 +73,7 @@ def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:
 def _mark(ax: Any, m: Markers) -> None:
     for start, end, mult in m.phases:
         ax.axvspan(start, end, color="orange", alpha=0.12, label=f"x{mult:g} rate")
-    for at, label in m.faults:
+    for at, label in m.events:
         ax.axvline(at, color="red", linestyle="--", linewidth=1)
         ax.annotate(label, (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", color="red", fontsize=8)
@@ -151,6 +154,24 @@ def _throughput(series: dict[str, list[dict[str, float | None]]], m: Markers, ou
     return _save(fig, "throughput", out)
 
 
+def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart | None:
+    drawn = False
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for engine, rows in series.items():
+        if rows and rows[0].get("backlog") is not None:  # runs from before the column have none
+            ax.plot([r["second"] for r in rows], [r["backlog"] for r in rows], label=engine, linewidth=1.2)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("seconds after the load started")
+    ax.set_ylabel("records sent, not yet decided")
+    _mark(ax, m)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, "backlog", out)
+
+
 def _recovery(summary: dict[str, Any], out: Path) -> Chart | None:
     bars = [(e["engine"], r) for e in summary["engines"] if e.get("status") == "ok" for r in e.get("recovery", [])
             if not r.get("error")]
@@ -182,5 +203,5 @@ def draw(run_dir: Path, summary: dict[str, Any], out: Path) -> list[Chart]:
     series = timeseries(run_dir)
     charts = [_latency_over_time(run_dir, summary, m, out), _cdf(run_dir, summary, m, out),
               _throughput(series, m, out)]
-    rec = _recovery(summary, out)
-    return charts + ([rec] if rec else [])
+    extra = [_backlog(series, m, out), _recovery(summary, out)]
+    return charts + [c for c in extra if c]

@@ -26,6 +26,8 @@ class Correctness:
     decisions: dict[str, int] = field(default_factory=dict)  # first copies received, by decision
     expected_decisions: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)  # a few offenders, for a human
+    # With a schema switch: missing / duplicates / wrong of the records sent in each version.
+    by_schema: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     @property
     def exactly_once(self) -> bool:
@@ -50,8 +52,10 @@ def _describe(row: np.void) -> str:
     return f"{decision}/{reason} spend={int(row['spend_cents'])} count={int(row['count'])}"
 
 
-def check(received: np.ndarray, oracle: Sequence[Decision], apply_rules: bool, malformed: int = 0) -> Correctness:
-    """`oracle[i]` is the decision for txn_id i; `received` holds collector.RECEIVED rows."""
+def check(received: np.ndarray, oracle: Sequence[Decision], apply_rules: bool, malformed: int = 0,
+          v2_from_txn: int | None = None) -> Correctness:
+    """`oracle[i]` is the decision for txn_id i; `received` holds collector.RECEIVED rows.
+    `v2_from_txn`: the first txn_id sent in value schema v2, if the run switched."""
     n = len(oracle)
     ids = received["txn_id"]
     known = (ids >= 0) & (ids < n)
@@ -74,6 +78,7 @@ def check(received: np.ndarray, oracle: Sequence[Decision], apply_rules: bool, m
         result.examples["duplicates"] = [f"{int(i)} x{int(counts[i])}" for i in dup_ids[:EXAMPLES]]
     if result.unexpected:
         result.examples["unexpected"] = [str(int(i)) for i in ids[~known][:EXAMPLES]]
+    bad_ids = np.empty(0, dtype=np.int64)
     if apply_rules:
         rows = received[known]
         want = exp[rows["txn_id"]]
@@ -92,6 +97,16 @@ def check(received: np.ndarray, oracle: Sequence[Decision], apply_rules: bool, m
         # Without rules only the user id can be checked: a decision for the wrong record.
         rows = received[known]
         wrong_user = rows["user_id"] != exp["user_id"][rows["txn_id"]]
-        if wrong_user.any():
-            result.wrong = int(len(np.unique(rows["txn_id"][wrong_user])))
+        bad_ids = np.unique(rows["txn_id"][wrong_user])
+        if len(bad_ids):
+            result.wrong = int(len(bad_ids))
+    if v2_from_txn is not None:
+        for version, lo, hi in (("v1", 0, v2_from_txn), ("v2", v2_from_txn, n)):
+            dups = counts[lo:hi]
+            result.by_schema[version] = {
+                "sent": hi - lo,
+                "missing": int(((missing_ids >= lo) & (missing_ids < hi)).sum()),
+                "duplicates": int((dups[dups > 1] - 1).sum()),
+                "wrong": int(((bad_ids >= lo) & (bad_ids < hi)).sum()) if result.wrong is not None else None,
+            }
     return result

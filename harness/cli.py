@@ -33,12 +33,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             raise workload_mod.WorkloadError(
                 f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    if args.repeat > 1:
+        return _run_repeated(args, wl, text, engines)
     run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records,
                          args.backend)
     console.print()
     report.print_summary(run_dir.summary, console)
     console.print(f"\nsummary: {run_dir.path / 'summary.json'}")
     return 0 if run_dir.summary["status"] == "complete" else 1
+
+
+def _run_repeated(args: argparse.Namespace, wl: workload_mod.Workload, text: str, engines: list[str] | None) -> int:
+    from harness import repeat, report, runner
+    from harness.results import RunDir
+
+    # Chosen once: every run of the set on the same backend.
+    backend, _ = runner.choose_backend(args.backend)
+    out = RunDir(Path(args.results), f"{wl.name}-x{args.repeat}").path
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for i in range(args.repeat):
+        console.rule(f"[bold]run {i + 1} of {args.repeat}")
+        run_dir = runner.run(wl, str(args.workload), text, out, engines, args.keep_records, backend)
+        console.print()
+        report.print_summary(run_dir.summary, console)
+        runs.append((run_dir.path.name, run_dir.summary))
+        # Rewritten after every run, so an interrupted set still leaves what it measured.
+        result = repeat.aggregate(runs, planned=args.repeat)
+        (out / repeat.REPEAT_FILE).write_text(json.dumps(result, indent=2))
+    console.print()
+    console.print(repeat.table(result))
+    console.print(f"\nrepeat: {out / repeat.REPEAT_FILE} (each run's folder beside it)")
+    return 0 if all(s["status"] == "complete" for _, s in runs) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -160,6 +185,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness import compare, repeat
+
+    a, b = repeat.load(Path(args.a)), repeat.load(Path(args.b))
+    compare.print_comparison(a, b, args.a, args.b, console)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from harness import recommend
+
+    req = recommend.Requirements(args.p99_ms, args.exactly_once, args.state_hours, args.rate)
+    recommend.print_recommendation(req, recommend.gather([Path(p) for p in args.results]), console)
+    return 0
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     from harness import compose, docker
 
@@ -181,6 +222,26 @@ def cmd_driver_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="showdown", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -194,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
     r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
+    r.add_argument("--repeat", type=_count, default=1, metavar="N",
+                   help="run the workload N times in a row into one folder results/<time>-<name>-x<N>/ with "
+                        "repeat.json: per engine and metric the median and min–max (default: %(default)s)")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print a finished (or partial) run's table again and write its "
@@ -226,6 +290,24 @@ def parser() -> argparse.ArgumentParser:
                     help="where Kafka and the engines' clusters run (default: %(default)s)")
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
     sw.set_defaults(func=cmd_sweep)
+    cmp = sub.add_parser("compare", help="two results side by side per engine: A, B, B − A, and whether the "
+                                          "difference is outside the noise the repeats show")
+    cmp.add_argument("a", help="a run folder (summary.json) or a repeat folder (repeat.json)")
+    cmp.add_argument("b", help="the same for B")
+    cmp.set_defaults(func=cmd_compare)
+
+    rec = sub.add_parser("recommend", help="which engines meet the stated requirements on the evidence of the "
+                                           "given results, with the figure and file behind each verdict")
+    rec.add_argument("--p99-ms", type=_positive, required=True, metavar="MS", help="steady-state p99 limit in ms")
+    rec.add_argument("--exactly-once", action="store_true",
+                     help="require no missing, duplicate or wrong decision, shown across an injected fault")
+    rec.add_argument("--state-hours", type=_positive, metavar="H",
+                     help="require per-user state over a window of at least H hours (rules.window_s)")
+    rec.add_argument("--rate", type=_positive, metavar="EV_S", help="require a sweep to have found this rate "
+                                                                     "sustainable")
+    rec.add_argument("results", nargs="+", help="run, repeat or sweep folders")
+    rec.set_defaults(func=cmd_recommend)
+
     co = sub.add_parser("compose", help="build the images and write the config docker-compose.yml runs "
                                          "(.cache/compose/compose.env)")
     co.add_argument("--kafka-port", type=int, default=9094, help="Kafka's port on 127.0.0.1 (default: %(default)s)")

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from harness.generator import encode_prefix, generate
+from harness.generator import encode_prefixes, generate
 from harness.workload import Workload
 
 # The driver kept its schedule if at most this share of records went out later than
@@ -58,7 +58,7 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
     start instant, then sends the whole schedule, streaming ("tick", ...) per second."""
     records = generate(wl)
     keys = [str(r.user_id).encode() for r in records]
-    prefixes = [encode_prefix(r) for r in records]
+    prefixes = encode_prefixes(wl, records)
     offsets = [r.offset_ns for r in records]
     errors: list[str] = []
 

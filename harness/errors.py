@@ -20,3 +20,9 @@ class SetupError(ShowdownError):
 
 class ClusterError(ShowdownError):
     """A cluster or pipeline failed to start or died."""
+
+
+class ResultsError(ShowdownError):
+    """A path given on the command line is not a result the command can read."""
+
+    exit_code = 2

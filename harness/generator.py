@@ -15,7 +15,11 @@ from typing import NamedTuple
 
 from harness.workload import Burst, Workload
 
-SCHEMA_VERSION = 1
+# Value schema v2 (workload `schema_v2_from_s`), what an app release might change: an
+# added field (`channel`) and the optional `merchant_id` renamed to `merchant`, absent
+# when the payment has no merchant (every tenth one here). Derived from fields already
+# drawn, so the records, and the oracle's decisions, are the same under either schema.
+CHANNELS = ("pos", "web", "mobile")
 
 
 class Txn(NamedTuple):
@@ -27,16 +31,36 @@ class Txn(NamedTuple):
     offset_ns: int  # intended send time, relative to the start of the load
 
 
-def encode_prefix(t: Txn) -> bytes:
+def encode_prefix(t: Txn, version: int = 1) -> bytes:
     """The JSON value up to `sent_ns`, whose digits the driver appends at send time."""
+    if version == 1:
+        return (
+            f'{{"txn_id":{t.txn_id},"user_id":{t.user_id},"amount_cents":{t.amount_cents},'
+            f'"merchant_id":{t.merchant_id},"event_time_ms":{t.event_time_ms},"v":1,"sent_ns":'
+        ).encode()
+    merchant = "" if t.txn_id % 10 == 9 else f'"merchant":{t.merchant_id},'
     return (
-        f'{{"txn_id":{t.txn_id},"user_id":{t.user_id},"amount_cents":{t.amount_cents},'
-        f'"merchant_id":{t.merchant_id},"event_time_ms":{t.event_time_ms},"v":{SCHEMA_VERSION},"sent_ns":'
+        f'{{"txn_id":{t.txn_id},"user_id":{t.user_id},"amount_cents":{t.amount_cents},{merchant}'
+        f'"channel":"{CHANNELS[t.txn_id % 3]}","event_time_ms":{t.event_time_ms},"v":2,"sent_ns":'
     ).encode()
 
 
-def encode(t: Txn, sent_ns: int) -> bytes:
-    return encode_prefix(t) + b"%d}" % sent_ns
+def v2_from_txn(wl: Workload, records: list[Txn]) -> int | None:
+    """The first txn_id sent in schema v2 (records are in send order, txn_id = index)."""
+    if wl.schema_v2_from_s is None:
+        return None
+    return bisect.bisect_left([r.offset_ns for r in records], wl.schema_v2_from_s * 1e9)
+
+
+def encode_prefixes(wl: Workload, records: list[Txn]) -> list[bytes]:
+    """Every record's prefix in the schema version in force at its send time."""
+    first = v2_from_txn(wl, records)
+    v2_from = len(records) if first is None else first
+    return [encode_prefix(r, 2 if r.txn_id >= v2_from else 1) for r in records]
+
+
+def encode(t: Txn, sent_ns: int, version: int = 1) -> bytes:
+    return encode_prefix(t, version) + b"%d}" % sent_ns
 
 
 def schedule(wl: Workload) -> list[int]:

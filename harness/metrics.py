@@ -30,6 +30,16 @@ def first_copies(received: np.ndarray) -> np.ndarray:
     return by_time[np.sort(idx)]
 
 
+def repeat_times(received: np.ndarray) -> np.ndarray:
+    """Receive times of every copy after a txn_id's first: when duplicates arrived."""
+    order = np.argsort(received["recv_ns"], kind="stable")
+    by_time = received[order]
+    _, idx = np.unique(by_time["txn_id"], return_index=True)
+    repeat = np.ones(len(by_time), dtype=bool)
+    repeat[idx] = False
+    return by_time["recv_ns"][repeat]
+
+
 def latency_summary(latency_ns: np.ndarray) -> dict[str, float | int | None]:
     """Exact percentiles (ms) over every latency, not a sketch."""
     if len(latency_ns) == 0:
@@ -76,6 +86,23 @@ def per_second(first: np.ndarray, start_ns: int, seconds: int) -> list[dict[str,
             p50, p99 = (round(float(v) / 1e6, 3) for v in percentiles(window, [50, 99]))
         rows.append({"second": s, "received": int(b - a), "p50_ms": p50, "p99_ms": p99})
     return rows
+
+
+def backlog(offered: list[int], received: list[int]) -> list[int]:
+    """Per second: records sent so far minus records decided so far. Consumer lag as a
+    reader of `transactions` and `decisions` sees it, for every engine alike: Spark keeps
+    its offsets in its checkpoint and Flink commits them only with a checkpoint, so the
+    group offsets would say little. Includes what is in flight to `decisions`."""
+    return [int(v) for v in np.cumsum(offered) - np.cumsum(received)]
+
+
+def growth_per_s(values: list[int], from_s: int, to_s: int) -> float | None:
+    """The slope of a per-second series between two seconds (least squares), per second:
+    a backlog that grows by N/s means the engine decides N records/s fewer than arrive."""
+    ys = values[from_s:to_s]
+    if len(ys) < 2:
+        return None
+    return round(float(np.polyfit(np.arange(len(ys)), ys, 1)[0]), 1)
 
 
 def rolling_p99(first: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -52,10 +52,22 @@ def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
     return "\n".join(parts)
 
 
-COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "missing", "dup",
+def _backlog(tp: dict[str, Any], markup: Markup) -> str:
+    if "backlog_max" not in tp:  # results from before the backlog was recorded
+        return "—"
+    growth = tp.get("backlog_growth_per_s")
+    if growth is None:
+        return f"{tp['backlog_max']:,}"
+    # Growing by more than 1 % of the offered rate: the engine is falling behind.
+    behind = growth > 0.01 * tp["offered_per_s"]
+    return f"{tp['backlog_max']:,}\n" + _style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
+
+
+COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
            "wrong", "gap / recovery s", "CPU s eng/kafka"]
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
-           "fault; recovery = until p99 is back (SPEC 4); CPU = seconds used during the load and drain")
+           "fault; recovery = until p99 is back (SPEC 4); backlog = most records sent but not yet decided, "
+           "and its growth per second after warm-up; CPU = seconds used during the load and drain")
 
 
 def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
@@ -77,6 +89,7 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
             _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["p999"]), _ms(lat["max"]),
             f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
             _style("yes" if kept else "no", "green" if kept else "red", markup),
+            _backlog(tp, markup),
             _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
             _recovery(e.get("recovery", []), markup),
             # During the load and drain when recorded (older results: the whole run).
@@ -105,6 +118,16 @@ def notes(summary: dict[str, Any]) -> list[str]:
         examples = (e.get("correctness") or {}).get("examples") or {}
         for kind, ids in examples.items():
             out.append(f"{e['engine']}: first {kind}: " + "; ".join(ids))
+        by_schema = (e.get("correctness") or {}).get("by_schema") or {}
+        if by_schema:
+            out.append(f"{e['engine']}: by value schema: " + "; ".join(
+                f"{v} ({c['sent']:,} sent) missing {c['missing']}, dup {c['duplicates']}, "
+                f"wrong {'—' if c['wrong'] is None else c['wrong']}" for v, c in by_schema.items()))
+        for r in e.get("recovery", []):
+            if r.get("duplicates"):
+                fault = r.get("fault", {})
+                out.append(f"{e['engine']}: {r['duplicates']:,} duplicate(s) received after "
+                           f"{fault.get('action')} {fault.get('target')} at {r.get('at_s')} s, before the next fault")
         for line in e.get("events", []):
             out.append(f"{e['engine']}: {line}")
     return out

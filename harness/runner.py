@@ -23,7 +23,7 @@ from harness.driver import DriverReport, LoadStart
 from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.faults import Nemesis
-from harness.generator import Txn, generate
+from harness.generator import Txn, generate, v2_from_txn
 from harness.oracle import Decision, decide
 from harness.procs import CpuSampler
 from harness.results import RunDir, metadata
@@ -225,19 +225,25 @@ class EngineRun:
         measure_from = start.wall_ns + int(wl.warmup_s * 1e9)
         measured = first[first["sent_ns"] >= measure_from]
         latency = metrics.latency_summary(measured["recv_ns"] - measured["sent_ns"])
-        correctness = checker.check(received, self.oracle, self.engine.applies_rules, collected["malformed"])
+        correctness = checker.check(received, self.oracle, self.engine.applies_rules, collected["malformed"],
+                                    v2_from_txn(wl, self.records))
         recoveries = []
         assert self.nemesis is not None
         events = self.nemesis.events
+        repeats = metrics.repeat_times(received)
         for i, ev in enumerate(events):
+            window_end = events[i + 1].injected_ns if i + 1 < len(events) else None
+            until = window_end if window_end is not None else np.iinfo(np.int64).max
             rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns,
                                    baseline_until_ns=events[0].injected_ns,
-                                   next_fault_ns=events[i + 1].injected_ns if i + 1 < len(events) else None)
+                                   next_fault_ns=window_end)
             recoveries.append({
                 "fault": ev.fault.model_dump(), "target": ev.target,
                 "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),
                 "recovered_after_s": None if ev.recovered_ns is None else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3),
                 "error": ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
+                # Copies received from this fault until the next one: what its replay duplicated.
+                "duplicates": int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
             })
         seconds = int(np.ceil((end_ns - start.wall_ns) / 1e9))
         series = metrics.per_second(first, start.wall_ns, seconds)
@@ -245,6 +251,9 @@ class EngineRun:
             s = row["second"]
             row["offered"] = report.per_second_sent[s] if s < len(report.per_second_sent) else 0
             row["driver_max_lag_ms"] = report.per_second_max_lag_ms[s] if s < len(report.per_second_max_lag_ms) else None
+        backlog = metrics.backlog([int(r["offered"]) for r in series], [int(r["received"]) for r in series])
+        for row, b in zip(series, backlog):
+            row["backlog"] = b
         self.run_dir.append_timeseries(self.name, series)
         last_recv = int(first["recv_ns"].max()) if len(first) else start.wall_ns
         if self.keep_records:
@@ -267,6 +276,9 @@ class EngineRun:
                 "driver_late_sends": report.late_sends,
                 "driver_delivery_errors": report.delivery_errors,
                 "driver_first_error": report.first_error,
+                "backlog_max": max(backlog, default=0),
+                # Over the load after warm-up: > 0 means decisions fall further behind each second.
+                "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.duration_s)),
             },
             "correctness": {**asdict(correctness), "exactly_once": correctness.exactly_once},
             "recovery": recoveries,

@@ -175,6 +175,16 @@ class Workload(Strict):
     drain_timeout_s: float = Field(60.0, gt=0)
     sweep: Sweep = Sweep()
     event_time_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    # From this second of the load on, the driver writes value schema v2 (generator.encode_prefix).
+    schema_v2_from_s: float | None = Field(None, ge=0)
+    # A simulated scoring model every rules-applying pipeline calls once per event: it
+    # waits this long without holding the CPU or Python's GIL, as a call to a model server
+    # or to native inference code would. 0: no model step.
+    model_cost_ms: float = Field(0.0, ge=0, le=1_000)
+
+    def pipeline_rules(self) -> dict[str, Any]:
+        """What every pipeline's rules step is configured with (pipelines/rules.py)."""
+        return {**self.rules.model_dump(), "model_cost_ms": self.model_cost_ms}
 
     @model_validator(mode="after")
     def _consistent(self) -> Workload:
@@ -187,6 +197,9 @@ class Workload(Strict):
         for a, b in zip(ordered, ordered[1:]):
             if b.start_s < a.start_s + a.duration_s:
                 raise ValueError(f"phases overlap: one starts at {b.start_s} s before the one at {a.start_s} s ends")
+        if self.schema_v2_from_s is not None and self.schema_v2_from_s >= self.duration_s:
+            raise ValueError(f"schema_v2_from_s ({self.schema_v2_from_s}) must be inside the run "
+                             f"(duration_s {self.duration_s})")
         for i, f in enumerate(self.faults):
             if f.at_s >= self.duration_s:
                 raise ValueError(f"faults.{i}.at_s ({f.at_s}) must be inside the run (duration_s {self.duration_s})")

@@ -8,6 +8,7 @@ imports it as the top-level module `rules`.
 from __future__ import annotations
 
 import json
+import time
 
 
 class UserState:
@@ -27,16 +28,25 @@ class UserState:
 
 
 class Rules:
-    def __init__(self, cfg: dict[str, int]) -> None:
+    def __init__(self, cfg: dict[str, float]) -> None:
         self.w = cfg["window_s"] * 1000
         self.v = cfg["velocity_window_s"] * 1000
         self.lateness = cfg["allowed_lateness_s"] * 1000
         self.limit = cfg["spend_limit_cents"]
         self.vlimit = cfg["velocity_limit"]
+        self.model_cost_s = cfg.get("model_cost_ms", 0) / 1000
+
+    def score(self) -> None:
+        """The simulated model (workload `model_cost_ms`): a fixed wait per event that
+        releases the GIL, so an engine's parallel Python workers overlap it as they would a
+        model server's answer. Its verdict does not change the SPEC's decision."""
+        if self.model_cost_s:
+            time.sleep(self.model_cost_s)
 
     def apply(self, st: UserState, t: int, amount: int) -> tuple[str, str | None, int, int]:
         """(decision, reason, spend_cents, count) for the user's next record; updates `st`
         unless the record is LATE, and evicts what can never count again."""
+        self.score()
         if st.max_et is not None and t < st.max_et - self.lateness:
             return "LATE", None, 0, 0
         st.max_et = t if st.max_et is None else max(st.max_et, t)

@@ -71,7 +71,7 @@ class KafkaTransactionsEngine:
             "changelog_topic": wl.changelog_topic,
             "group_id": f"showdown-{self.name}-{self._ctx.run_id}",
             "transactional_id_prefix": f"showdown-{self.name}-{self._ctx.run_id}",
-            "rules": wl.rules.model_dump(),
+            "rules": wl.pipeline_rules(),
             "max_batch": o.max_batch,
             "commit_interval_ms": o.commit_interval_ms,
             "fetch_wait_max_ms": o.fetch_wait_max_ms,

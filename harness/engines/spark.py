@@ -114,7 +114,7 @@ class SparkEngine:
             "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
             "commit_topic": commit_topic, "transactional_id": f"showdown-{self.name}-{ctx.run_id}",
-            "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.rules.model_dump(),
+            "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.pipeline_rules(),
             "sink": o.sink, "trigger_interval_ms": o.trigger_interval_ms,
             "checkpoint": str(self.cluster.scratch / "checkpoint"), "progress_file": str(self._progress),
         }

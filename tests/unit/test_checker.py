@@ -52,3 +52,11 @@ def test_passthrough_is_judged_on_delivery_only() -> None:
 def test_empty_history() -> None:
     c = check(np.empty(0, dtype=RECEIVED), ORACLE, apply_rules=True)
     assert (c.missing, c.received, c.wrong) == (4, 0, 0)
+
+
+def test_split_by_schema_version_shows_where_a_pipeline_broke() -> None:
+    bad = ORACLE[3]._replace(count=8)
+    c = check(rows(ORACLE[0], ORACLE[1], ORACLE[1], bad), ORACLE, apply_rules=True, v2_from_txn=2)
+    assert c.by_schema == {"v1": {"sent": 2, "missing": 0, "duplicates": 1, "wrong": 0},
+                           "v2": {"sent": 2, "missing": 1, "duplicates": 0, "wrong": 1}}
+    assert check(rows(*ORACLE), ORACLE, apply_rules=True).by_schema == {}

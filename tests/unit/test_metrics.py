@@ -132,3 +132,21 @@ def test_latency_growth_is_near_zero_when_keeping_up_and_the_backlog_when_not() 
     falling_behind = steady.copy()
     falling_behind["recv_ns"] = sent + 50_000_000 + sent // 10  # 100 ms more per second
     assert 5_000 < latency_growth_ms(falling_behind, 0, 60_000_000_000) < 7_000
+
+
+def test_backlog_is_sent_minus_decided_and_its_growth_a_slope() -> None:
+    offered = [100] * 10
+    keeping_up = [100] * 10
+    falling_behind = [80] * 10
+    assert metrics.backlog(offered, keeping_up) == [0] * 10
+    assert metrics.backlog(offered, falling_behind) == [20 * (s + 1) for s in range(10)]
+    assert metrics.growth_per_s(metrics.backlog(offered, falling_behind), 2, 10) == 20.0
+    assert metrics.growth_per_s(metrics.backlog(offered, keeping_up), 2, 10) == 0.0
+    assert metrics.growth_per_s([5], 0, 1) is None
+
+
+def test_repeat_times_are_the_copies_after_the_first() -> None:
+    got = np.zeros(5, dtype=RECEIVED)
+    got["txn_id"] = [1, 2, 1, 1, 3]
+    got["recv_ns"] = [30, 10, 20, 40, 50]
+    assert sorted(metrics.repeat_times(got).tolist()) == [30, 40]

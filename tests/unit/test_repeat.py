@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import cli, repeat
+from harness.paths import WORKLOADS
+from harness.results import RunDir
+
+SMOKE_TEXT = "name: smoke\nseed: 7\nduration_s: 30\nrate: 200\nrules: {window_s: 3600}\n"
+
+
+def engine(name: str = "kafka", p99: float = 100.0, missing: int = 0, duplicates: int = 0,
+           wrong: int | None = 0, faults: list[dict[str, Any]] | None = None, cpu: float = 2.0,
+           decisions_per_s: float = 199.5, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One engine's entry of a summary.json, with only what the harness reads back."""
+    return {
+        "engine": name, "status": "ok", "describe": {"options": options or {}},
+        "latency_ms": {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99, "p999": p99 * 1.1, "max": p99 * 1.2},
+        "throughput": {"offered_per_s": 200.0, "decisions_per_s": decisions_per_s, "driver_kept_schedule": True},
+        "correctness": {"missing": missing, "duplicates": duplicates, "wrong": wrong},
+        "recovery": faults or [],
+        "cpu_seconds": {"engine": cpu + 1, "kafka": 20.0, "engine_load": cpu, "kafka_load": 15.0},
+    }
+
+
+def fault(pre_p99: float | None = 50.0, gap: float = 0.2, recovery: float | None = 5.0,
+          target: str = "worker", hit: str = "kafka-processor-0 (pid 1)") -> dict[str, Any]:
+    return {"fault": {"at_s": 8.0, "action": "kill", "target": target}, "target": hit, "error": None,
+            "output_gap_s": gap, "recovered": recovery is not None, "recovery_time_s": recovery,
+            "pre_fault_p99_ms": pre_p99}
+
+
+def summary(*engines: dict[str, Any], text: str = SMOKE_TEXT, name: str = "smoke",
+            backend: str = "local") -> dict[str, Any]:
+    return {"status": "complete", "workload_name": name, "engines": list(engines),
+            "metadata": {"backend": backend, "workload": {"text": text, "seed": 7},
+                         "machine": {"cpus": 2, "hostname": "vm"}, "versions": {"python": "3.11.7"},
+                         "git": {"commit": "abc", "dirty": False}}}
+
+
+def write_run(folder: Path, s: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(s))
+    return folder
+
+
+def write_repeat(folder: Path, summaries: list[dict[str, Any]]) -> Path:
+    runs = [(write_run(folder / f"run-{i}", s).name, s) for i, s in enumerate(summaries)]
+    (folder / "repeat.json").write_text(json.dumps(repeat.aggregate(runs)))
+    return folder
+
+
+def test_engine_metrics_carry_every_figure_with_its_unit() -> None:
+    m = repeat.engine_metrics(engine(p99=100, faults=[fault(gap=0.3, recovery=None)], cpu=2.5))
+    assert list(m) == ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms", "decisions_per_s", "missing",
+                       "duplicates", "wrong", "fault1_output_gap_s", "fault1_recovery_time_s", "engine_cpu_s"]
+    assert (m["p99_ms"], m["fault1_output_gap_s"], m["fault1_recovery_time_s"], m["engine_cpu_s"]) == \
+        (100, 0.3, None, 2.5)
+    old = engine()
+    del old["cpu_seconds"]["engine_load"]  # results from before the load's CPU was recorded
+    assert repeat.engine_metrics(old)["engine_cpu_s"] == 3.0
+
+
+def test_aggregate_gives_median_min_max_and_the_values_in_run_order() -> None:
+    failed = {"engine": "kafka", "status": "failed", "error": "ClusterError: ..."}
+    runs = [("r1", summary(engine(p99=300))), ("r2", summary(engine(p99=100))), ("r3", summary(failed)),
+            ("r4", summary(engine(p99=200)))]
+    result = repeat.aggregate(runs, planned=5)
+    assert (result["runs"], result["repeat"], result["workload_name"]) == (["r1", "r2", "r3", "r4"], 5, "smoke")
+    k = result["engines"]["kafka"]
+    assert k["status"] == ["ok", "ok", "failed", "ok"]
+    assert k["metrics"]["p99_ms"] == {"median": 200, "min": 100, "max": 300, "values": [300, 100, None, 200]}
+    assert result["metadata"]["backend"] == "local"
+
+
+def test_a_figure_some_runs_lack_is_left_out_and_counted() -> None:
+    runs = [(f"r{i}", summary(engine(faults=[fault(recovery=r)]))) for i, r in enumerate([5.0, None, 7.0])]
+    s = repeat.aggregate(runs)["engines"]["kafka"]["metrics"]["fault1_recovery_time_s"]
+    assert (s["median"], s["min"], s["max"]) == (6.0, 5.0, 7.0)
+    assert repeat.cell("fault1_recovery_time_s", s) == "6.0 (5.0–7.0) [2 of 3]"
+    assert repeat.cell("p99_ms", repeat.stats([1234.5])) == "1,234"  # one run: the figure alone
+    assert repeat.cell("wrong", repeat.stats([None, None])) == "—"
+
+
+def test_formats_follow_the_unit() -> None:
+    assert [repeat.fmt("p50_ms", 70.17), repeat.fmt("p99_ms", 4014.6), repeat.fmt("fault1_output_gap_s", 0.133),
+            repeat.fmt("engine_cpu_s", 16.94), repeat.fmt("decisions_per_s", 199.8), repeat.fmt("missing", 313),
+            repeat.fmt("decisions_per_s", 199.0), repeat.fmt("duplicates", 156.5), repeat.fmt("wrong", None)] == \
+        ["70.2", "4,015", "0.13", "16.9", "199.8", "313", "199.0", "156.5", "—"]
+
+
+def test_load_reads_a_run_or_a_repeat_folder_and_names_anything_else(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "one", summary(engine(p99=120)))
+    single = repeat.load(run / "summary.json")
+    assert single["runs"] == ["one"] and single["engines"]["kafka"]["metrics"]["p99_ms"]["values"] == [120]
+    rep = write_repeat(tmp_path / "x2", [summary(engine(p99=1)), summary(engine(p99=3))])
+    assert repeat.load(rep)["engines"]["kafka"]["metrics"]["p99_ms"]["median"] == 2
+    assert [s["engines"][0]["latency_ms"]["p99"] for _, s in repeat.summaries(rep) or []] == [1, 3]
+    assert repeat.summaries(tmp_path) is None
+    with pytest.raises(repeat.ResultsError, match="not a run folder") as e:
+        repeat.load(tmp_path)
+    assert e.value.exit_code == 2
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "summary.json").write_text("{")
+    with pytest.raises(repeat.ResultsError, match="not valid JSON"):
+        repeat.load(tmp_path / "broken")
+
+
+def test_table_has_a_column_per_engine_and_the_runs_that_succeeded() -> None:
+    result = repeat.aggregate([("r1", summary(engine(), engine("flink:thread", p99=900))),
+                               ("r2", summary(engine(), engine("flink:thread", p99=1100)))])
+    t = repeat.table(result)
+    assert [str(c.header) for c in t.columns] == ["metric", "kafka", "flink:thread"]
+    assert list(t.columns[2].cells)[:4] == ["2 of 2", "500 (450–550)", "800 (720–880)", "1,000 (900–1,100)"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_repeat_must_be_a_positive_count(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--repeat", value])
+    assert e.value.code == 2
+    assert "--repeat" in capsys.readouterr().err
+
+
+def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import runner
+
+    p99s = iter([100.0, 300.0, 200.0])
+
+    def fake_run(wl: Any, path: str, text: str, base: Path, engines: Any, keep: bool, backend: str) -> RunDir:
+        assert backend == "local"
+        run_dir = RunDir(base, wl.name)
+        run_dir.summary.update(summary(engine(p99=next(p99s))))
+        return run_dir
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    code = cli.main(["run", "-w", str(WORKLOADS / "smoke.yaml"), "--backend", "local", "--repeat", "3",
+                     "--results", str(tmp_path)])
+    assert code == 0
+    [out] = tmp_path.iterdir()
+    assert out.name.endswith("-smoke-x3")
+    result = json.loads((out / "repeat.json").read_text())
+    assert len(result["runs"]) == 3 and all((out / r).is_dir() for r in result["runs"])
+    assert result["engines"]["kafka"]["metrics"]["p99_ms"]["median"] == 200
