@@ -90,6 +90,16 @@ def _save(fig: Figure, name: str, out: Path) -> Chart:
     return Chart(name, TITLES[name], svg[svg.index("<svg"):], png)
 
 
+def _over_time(fig: Figure, ax: Any, ylabel: str, m: Markers, name: str, out: Path) -> Chart:
+    """The common end of every chart over the run's seconds: labels, markers, legend, grid."""
+    ax.set_xlabel("seconds after the load started")
+    ax.set_ylabel(ylabel)
+    _mark(ax, m)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, name, out)
+
+
 def _decisions(run_dir: Path, e: dict[str, Any]) -> np.ndarray | None:
     path = run_dir / "logs" / e["engine"] / "received.npy"
     if e.get("status") != "ok" or not path.exists() or "load_start_ns" not in e:
@@ -108,13 +118,8 @@ def _latency_over_time(run_dir: Path, summary: dict[str, Any], m: Markers, out: 
         # SPEC 4's rolling p99, backlog included: an outage shows as a ramp, not a hole.
         ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e["engine"], linewidth=1.2)
     ax.set_yscale("log")
-    ax.set_xlabel("seconds after the load started")
-    ax.set_ylabel("rolling 1-s p99 (ms), pending records included")
     ax.axvspan(0, m.warmup_s, color="grey", alpha=0.1, label="warm-up")
-    _mark(ax, m)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, "latency", out)
+    return _over_time(fig, ax, "rolling 1-s p99 (ms), pending records included", m, "latency", out)
 
 
 def _cdf(run_dir: Path, summary: dict[str, Any], m: Markers, out: Path) -> Chart:
@@ -146,12 +151,7 @@ def _throughput(series: dict[str, list[dict[str, float | None]]], m: Markers, ou
             ax.plot(xs, [r["offered"] for r in rows], color="black", linestyle="--", linewidth=1, label="offered")
             offered_drawn = True
         ax.plot(xs, [r["received"] for r in rows], label=f"{engine} out", linewidth=1.2)
-    ax.set_xlabel("seconds after the load started")
-    ax.set_ylabel("records per second")
-    _mark(ax, m)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(True, alpha=0.3)
-    return _save(fig, "throughput", out)
+    return _over_time(fig, ax, "records per second", m, "throughput", out)
 
 
 def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart | None:
@@ -164,12 +164,7 @@ def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: 
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("seconds after the load started")
-    ax.set_ylabel("records sent, not yet decided")
-    _mark(ax, m)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(True, alpha=0.3)
-    return _save(fig, "backlog", out)
+    return _over_time(fig, ax, "records sent, not yet decided", m, "backlog", out)
 
 
 def _recovery(summary: dict[str, Any], out: Path) -> Chart | None:
