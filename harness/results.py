@@ -88,7 +88,7 @@ class RunDir:
 
     def append_timeseries(self, engine: str, rows: list[dict[str, Any]]) -> None:
         path = self.path / "timeseries.csv"
-        fields = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms"]
+        fields = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms", "backlog"]
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)

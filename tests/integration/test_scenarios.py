@@ -1,5 +1,6 @@
 """Every scenario file at smoke size, on the local backend, through at least one engine:
-the file's own timeline (surges, faults, the schema switch) squeezed into 30 s of load."""
+the file's own timeline (surges, faults, the schema switch) squeezed into 30 s of load,
+or 50 s where a fault needs that to recover."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,9 @@ from harness.paths import WORKLOADS
 pytestmark = pytest.mark.integration
 
 SMOKE_S = 30.0
+# A broker's return takes ~14 s of recovery here (leader moves, transactions time out and
+# the processors restart), then 10 s of stable latency: the squeezed run must hold both.
+LONGER = {"broker-failover": 50.0}
 # Which engines take each scenario here (the full matrix is `make bench-all`): the Kafka
 # processors everywhere, being the quickest to start; the schema switch also through Flink
 # and Spark, whose parsers differ most.
@@ -29,9 +33,10 @@ ENGINES: dict[str, list[str]] = {
 
 
 def smoke_size(data: dict[str, Any], engines: list[str]) -> dict[str, Any]:
-    """The scenario with its timeline scaled to SMOKE_S seconds, on `engines` only."""
-    f = SMOKE_S / data["duration_s"]
-    out = {**data, "name": f"{data['name']}-smoke", "duration_s": SMOKE_S,
+    """The scenario with its timeline scaled to SMOKE_S (or LONGER) seconds, on `engines` only."""
+    duration = LONGER.get(data["name"], SMOKE_S)
+    f = duration / data["duration_s"]
+    out = {**data, "name": f"{data['name']}-smoke", "duration_s": duration,
            "warmup_s": max(3.0, data.get("warmup_s", 10.0) * f),
            "engines": {name: data["engines"][name] for name in engines},
            "phases": [{**p, "start_s": p["start_s"] * f, "duration_s": p["duration_s"] * f}
@@ -64,7 +69,7 @@ def test_scenario_at_smoke_size(scenario: str, tmp_path: Path) -> None:
         for rec in e["recovery"]:
             assert rec["error"] is None and rec["recovered"], (e["engine"], rec)
         if scenario == "late-mobile":
-            assert c["decisions"]["LATE"] > 0.01 * c["expected"]
+            assert c["decisions"]["LATE"] > 0  # and equal to the oracle's count, as asserted above
         if scenario == "schema-evolution":
             assert c["by_schema"]["v2"]["sent"] > 0 and c["by_schema"]["v1"]["sent"] > 0, c["by_schema"]
         if scenario == "slow-model":
