@@ -44,7 +44,11 @@ def verdict(metric: str, a: dict[str, Any], b: dict[str, Any]) -> str:
         return "same"
     better = (b["median"] > a["median"]) == (metric in HIGHER_IS_BETTER)
     word = "B better" if better else "B worse"
-    return f"{word}, noise unknown" if single else word
+    if single:
+        return f"{word}, noise unknown"
+    # One run against the other side's spread: a single tail figure often falls outside a
+    # spread of three (measured: the same code's smoke p99 14 % under three runs' minimum).
+    return f"{word}, one side a single run" if len(a["values"]) == 1 or len(b["values"]) == 1 else word
 
 
 def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
@@ -131,7 +135,7 @@ def print_comparison(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: 
             t.add_row(r.metric, escape(r.a), escape(r.b), r.delta, r.percent, _style(r.verdict, style, "rich"))
         say(t)
     say(escape("With repeats: median (min–max); 'inside noise' when the two [min, max] ranges overlap. "
-               "Lower is better except decisions per s."))
+               "Lower is better except decisions per s. A verdict against a single run is weak: repeat both."))
     if len(a["runs"]) == 1 and len(b["runs"]) == 1:
         say("[yellow]A and B are single runs: there is no noise estimate, so no difference above can be told "
             "from run-to-run variation. Rerun with `showdown run --repeat N` (e.g. 3).[/]")

@@ -85,10 +85,13 @@ def _files(files: list[Path]) -> str:
 
 def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
     """The steady-state p99, worst over the runs: with faults, the pre-fault p99 recovery is
-    judged against (the 10 s before the first fault), else the p99 after warm-up."""
+    judged against (the 10 s before the first fault), else the p99 after warm-up. Runs with
+    surges (`phases`) do not count."""
     req = f"p99 ≤ {limit_ms:,g} ms"
     figures = []
     for r in runs:
+        if repeat.recorded_workload(r.summary.get("metadata", {})).get("phases"):
+            continue  # a surge is a stress test, not the steady state
         faults = r.result.get("recovery", [])
         steady = [f["pre_fault_p99_ms"] for f in faults if f.get("pre_fault_p99_ms") is not None]
         if faults and steady:
@@ -96,8 +99,9 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
         elif not faults and r.result["latency_ms"]["p99"] is not None:
             figures.append((r.result["latency_ms"]["p99"], "after warm-up", r.file))
     if not figures:
-        return Verdict(req, NOT_MEASURED, "no given run has a steady-state p99 of it (a fault run needs decisions "
-                                          "in the 10 s before its first fault)" if runs else "no given run of it")
+        why = ("no given run has a steady-state p99 of it (a fault run needs decisions in the 10 s before its "
+               "first fault; runs with surges do not count)")
+        return Verdict(req, NOT_MEASURED, why if runs else "no given run of it")
     worst, when, file = max(figures, key=lambda f: f[0])
     ok = worst <= limit_ms
     of = f"worst of {len(figures)} runs: " if len(figures) > 1 else ""

@@ -20,6 +20,7 @@ def test_overlapping_ranges_are_inside_noise() -> None:
     a = stats([100, 120, 140])
     assert compare.verdict("p99_ms", a, stats([130])) == "inside noise"  # one side's repeats are enough
     assert compare.verdict("p99_ms", a, stats([150, 160, 170])) == "B worse"
+    assert compare.verdict("p99_ms", a, stats([99])) == "B better, one side a single run"
     assert compare.verdict("p99_ms", a, stats([60, 80, 99])) == "B better"
 
 
@@ -34,7 +35,7 @@ def test_rows_show_medians_delta_and_percent() -> None:
     rows = {r.metric: r for r in compare.rows(a, b["engines"]["kafka"]["metrics"])}
     p99 = rows["p99 ms"]
     assert (p99.a, p99.b, p99.delta, p99.percent, p99.verdict) == ("200", "120 (100–140)", "-80.0", "-40.0 %",
-                                                                   "B better")
+                                                                   "B better, one side a single run")
     assert (rows["wrong"].a, rows["wrong"].verdict) == ("—", "—")  # not judged on A's side
     assert (rows["missing"].delta, rows["missing"].percent) == ("0", "—")
 

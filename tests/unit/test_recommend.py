@@ -33,6 +33,8 @@ def test_p99_is_the_steady_state_one_and_the_worst_run_decides() -> None:
     assert (v.status, v.why) == (FAILS, "p99 120 ms before the fault > 100 ms (r0/summary.json)")
     v = recommend.p99_verdict(100, runs((engine(faults=[fault(pre_p99=None)]), SMOKE_TEXT)))
     assert v.status == NOT_MEASURED
+    surge = SMOKE_TEXT + "phases: [{start_s: 10, duration_s: 5, multiplier: 10}]\n"
+    assert recommend.p99_verdict(500, runs((engine(p99=9000), surge))).status == NOT_MEASURED
 
 
 def test_exactly_once_needs_a_fault_into_the_engine_and_no_loss_anywhere() -> None:
