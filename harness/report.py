@@ -67,7 +67,8 @@ COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", 
            "wrong", "gap / recovery s", "CPU s eng/kafka"]
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
            "fault; recovery = until p99 is back (SPEC 4); backlog = most records sent but not yet decided, "
-           "and its growth per second after warm-up; CPU = seconds used during the load and drain")
+           "and its growth per second in the steady load (after warm-up, before a surge or fault); CPU = seconds "
+           "used during the load and drain")
 
 
 def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:

@@ -277,8 +277,9 @@ class EngineRun:
                 "driver_delivery_errors": report.delivery_errors,
                 "driver_first_error": report.first_error,
                 "backlog_max": max(backlog, default=0),
-                # Over the load after warm-up: > 0 means decisions fall further behind each second.
-                "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.duration_s)),
+                # Over the steady load (after warm-up, before any surge or fault): > 0 means
+                # decisions fall further behind each second without anything pushing them.
+                "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
             },
             "correctness": {**asdict(correctness), "exactly_once": correctness.exactly_once},
             "recovery": recoveries,

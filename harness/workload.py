@@ -182,6 +182,10 @@ class Workload(Strict):
     # or to native inference code would. 0: no model step.
     model_cost_ms: float = Field(0.0, ge=0, le=1_000)
 
+    def steady_until_s(self) -> float:
+        """Where the steady part of the load ends: at the first surge or fault, else at its end."""
+        return min([self.duration_s, *(p.start_s for p in self.phases), *(f.at_s for f in self.faults)])
+
     def pipeline_rules(self) -> dict[str, Any]:
         """What every pipeline's rules step is configured with (pipelines/rules.py)."""
         return {**self.rules.model_dump(), "model_cost_ms": self.model_cost_ms}

@@ -110,3 +110,10 @@ def test_a_broker_kill_fits_every_engine() -> None:
 def test_sweep_rates_must_ascend() -> None:
     assert make(sweep={"rates": [100, 200]}).sweep.rates == [100, 200]
     assert "ascending" in _error(sweep={"rates": [200, 100]})
+
+
+def test_the_steady_load_ends_at_the_first_surge_or_fault() -> None:
+    assert make(duration_s=100).steady_until_s() == 100
+    wl = make(duration_s=100, phases=[{"start_s": 60, "duration_s": 10, "multiplier": 2}],
+              faults=[{"at_s": 40}], engines={"kafka": {}})
+    assert wl.steady_until_s() == 40
