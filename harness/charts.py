@@ -15,10 +15,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.metrics import first_copies, rolling_p99  # noqa: E402
+from harness.results import recorded_workload  # noqa: E402
 
 STEP_NS = 500_000_000  # the latency-over-time curve's resolution
 
@@ -48,7 +48,7 @@ class Markers:
 
 
 def markers(summary: dict[str, Any]) -> Markers:
-    wl = yaml.safe_load(summary["metadata"]["workload"]["text"]) or {}
+    wl = recorded_workload(summary.get("metadata", {}))
     events = [(float(f["at_s"]), f"{f.get('action', 'kill')} {f.get('target', 'worker')}")
               for f in wl.get("faults", [])]
     if wl.get("schema_v2_from_s") is not None:

@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import ResultsError
-from harness.repeat import cell, fmt, label, recorded_workload
+from harness.repeat import cell, fmt, label
 from harness.report import _style
+from harness.results import recorded_workload
 
 HIGHER_IS_BETTER = {"decisions_per_s"}  # every other metric: lower is better
 VERDICT_STYLE = {"B better": "green", "B worse": "red"}

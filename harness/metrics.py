@@ -22,19 +22,22 @@ def percentiles(values: np.ndarray, ps: list[float]) -> list[float]:
     return [float(ordered[max(0, math.ceil(round(p / 100 * n, 9)) - 1)]) for p in ps]
 
 
+def _by_receive_time(received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The records in receive order, and the index of each txn_id's first arrival there."""
+    by_time = received[np.argsort(received["recv_ns"], kind="stable")]
+    _, idx = np.unique(by_time["txn_id"], return_index=True)
+    return by_time, idx
+
+
 def first_copies(received: np.ndarray) -> np.ndarray:
     """The first arrival of each txn_id: the copy a downstream consumer acts on."""
-    order = np.argsort(received["recv_ns"], kind="stable")
-    by_time = received[order]
-    _, idx = np.unique(by_time["txn_id"], return_index=True)
+    by_time, idx = _by_receive_time(received)
     return by_time[np.sort(idx)]
 
 
 def repeat_times(received: np.ndarray) -> np.ndarray:
     """Receive times of every copy after a txn_id's first: when duplicates arrived."""
-    order = np.argsort(received["recv_ns"], kind="stable")
-    by_time = received[order]
-    _, idx = np.unique(by_time["txn_id"], return_index=True)
+    by_time, idx = _by_receive_time(received)
     repeat = np.ones(len(by_time), dtype=bool)
     repeat[idx] = False
     return by_time["recv_ns"][repeat]

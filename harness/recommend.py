@@ -18,7 +18,8 @@ from rich.markup import escape
 from harness import repeat
 from harness.errors import ResultsError
 from harness.report import _ms, _style
-from harness.workload import Rules
+from harness.results import recorded_workload
+from harness.workload import CLUSTER_FAULTS, Rules
 
 MEETS, FAILS, NOT_MEASURED = "meets", "fails", "not measured"
 STATUS_STYLE = {MEETS: "green", FAILS: "red", NOT_MEASURED: None}
@@ -90,7 +91,7 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
     req = f"p99 ≤ {limit_ms:,g} ms"
     figures = []
     for r in runs:
-        if repeat.recorded_workload(r.summary.get("metadata", {})).get("phases"):
+        if recorded_workload(r.summary.get("metadata", {})).get("phases"):
             continue  # a surge is a stress test, not the steady state
         faults = r.result.get("recovery", [])
         steady = [f["pre_fault_p99_ms"] for f in faults if f.get("pre_fault_p99_ms") is not None]
@@ -110,8 +111,9 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
 
 
 def _engine_fault(rec: dict[str, Any]) -> bool:
-    """A fault that hit the engine itself (not a broker) and was injected (it names what it hit)."""
-    return rec["fault"]["target"] != "broker" and bool(rec.get("target"))
+    """A fault that hit the engine itself (not Kafka) and was injected (it names what it hit)."""
+    f = rec["fault"]
+    return f"{f['action']}:{f['target']}" not in CLUSTER_FAULTS and bool(rec.get("target"))
 
 
 def exactly_once_verdict(engine: str, runs: list[EngineRun]) -> Verdict:
@@ -145,7 +147,7 @@ def state_verdict(hours: float, runs: list[EngineRun]) -> Verdict:
         return Verdict(req, NOT_MEASURED, "it applies no rules, so it keeps no per-user state")
     windows = []  # (window_s, duration_s, run) of each run that recorded its workload
     for r in judged:
-        wl = repeat.recorded_workload(r.summary.get("metadata", {}))
+        wl = recorded_workload(r.summary.get("metadata", {}))
         if wl:
             rules = wl.get("rules") or {}
             windows.append((rules.get("window_s", Rules.model_fields["window_s"].default), wl.get("duration_s"), r))

@@ -11,7 +11,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -31,16 +30,6 @@ def read_json(path: Path) -> dict[str, Any]:
         raise ResultsError(f"cannot read {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path}: not valid JSON ({e}); was the run interrupted while writing it?") from None
-
-
-def recorded_workload(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the workload file a run recorded ({} if none or unreadable)."""
-    text = metadata.get("workload", {}).get("text")
-    try:
-        fields = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return {}
-    return fields if isinstance(fields, dict) else {}
 
 
 def engine_metrics(e: dict[str, Any]) -> dict[str, float | None]:

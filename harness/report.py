@@ -178,6 +178,7 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     from harness import charts  # matplotlib: only when a report is written
 
     figures = charts.draw(run_dir, summary, run_dir / "report-files")
+    note_lines = notes(summary)
     cells = rows(summary)
     title = f"Stream Showdown — {summary.get('workload_name')} ({summary.get('status')})"
     body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
@@ -186,8 +187,8 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
             "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr></thead>",
             f"<tbody>{body_rows}</tbody></table><p class='caption'>{html.escape(CAPTION)}</p>"]
     page += [f"<figure><figcaption>{html.escape(f.title)}</figcaption>{f.svg}</figure>" for f in figures]
-    page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(summary)) + "</ul>"
-             if notes(summary) else ""]
+    page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in note_lines) + "</ul>"
+             if note_lines else ""]
     page += ["<h2>Run</h2><table class='meta'>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _metadata(summary)) + "</table>",
         "</body></html>"]
@@ -198,8 +199,8 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     md += ["| " + " | ".join(c.replace("\n", "<br>") for c in r) + " |" for r in cells]
     md += ["", CAPTION, ""]
     md += [f"## {f.title}\n\n![{f.name}]({f.png.relative_to(run_dir)})\n" for f in figures]
-    if notes(summary):
-        md += ["## Notes", "", *(f"- {n}" for n in notes(summary)), ""]
+    if note_lines:
+        md += ["## Notes", "", *(f"- {n}" for n in note_lines), ""]
     md += ["## Run", "", *(f"- **{k}**: {v}" for k, v in _metadata(summary)), ""]
     md_path = run_dir / "report.md"
     md_path.write_text("\n".join(md))

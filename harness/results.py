@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 from harness.paths import ROOT
 from harness.versions import harness_versions, pinned
@@ -96,6 +97,16 @@ class RunDir:
                 w.writeheader()
             for row in rows:
                 w.writerow({"engine": engine, **row})
+
+
+def recorded_workload(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the workload file a run recorded ({} if none or unreadable)."""
+    text = metadata.get("workload", {}).get("text")
+    try:
+        fields = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return {}
+    return fields if isinstance(fields, dict) else {}
 
 
 def load_summary(path: Path) -> dict[str, Any]:
