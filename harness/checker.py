@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness import metrics
 from harness.collector import DECISION_CODES, REASON_CODES
-from harness.oracle import Decision
+from harness.oracle import Decision, WindowsExpected
 
 EXAMPLES = 5
 _DECISION_NAMES = {v: k for k, v in DECISION_CODES.items()}
@@ -109,4 +110,55 @@ def check(received: np.ndarray, oracle: Sequence[Decision], apply_rules: bool, m
                 "duplicates": int(extra[lo:hi].sum()),
                 "wrong": int(((bad_ids >= lo) & (bad_ids < hi)).sum()) if result.wrong is not None else None,
             }
+    return result
+
+
+@dataclass
+class WindowsCorrectness:
+    required: int
+    received: int
+    missing: int  # required windows never received
+    duplicates: int
+    wrong: int  # spend or count differs from the oracle's
+    unexpected: int  # neither required nor optional
+    optional_received: int
+    emission_delay_ms: dict[str, float | int | None] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.missing == 0 and self.duplicates == 0 and self.wrong == 0 and self.unexpected == 0
+
+
+def check_windows(received: np.ndarray, expected: WindowsExpected, load_start_ns: int) -> WindowsCorrectness:
+    """`received` holds collector.WINDOW_RECEIVED rows. Emission delay per window result:
+    its first copy's receive time minus the moment a perfect watermark passed its end."""
+    order = np.argsort(received["recv_ns"], kind="stable")
+    seen: dict[tuple[int, int], int] = {}
+    delays: list[int] = []
+    wrong: list[str] = []
+    unexpected: list[str] = []
+    for row in received[order]:
+        key = (int(row["user_id"]), int(row["end_ms"]))
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            continue
+        want = expected.required.get(key) or expected.optional.get(key)
+        got = (int(row["spend_cents"]), int(row["count"]))
+        if want is None:
+            unexpected.append(f"user {key[0]} window ending {key[1]}: {got}")
+            continue
+        if got != want:
+            wrong.append(f"user {key[0]} window ending {key[1]}: got spend/count {got}, expected {want}")
+        delays.append(int(row["recv_ns"]) - load_start_ns - expected.ready_offset_ns[key[1]])
+    missing = [k for k in expected.required if k not in seen]
+    result = WindowsCorrectness(
+        required=len(expected.required), received=len(received), missing=len(missing),
+        duplicates=sum(n - 1 for n in seen.values()), wrong=len(wrong), unexpected=len(unexpected),
+        optional_received=sum(1 for k in seen if k in expected.optional),
+        emission_delay_ms=metrics.latency_summary(np.array(delays, dtype=np.int64)))
+    for kind, items in (("missing", [f"user {u} window ending {e}" for u, e in sorted(missing)]),
+                        ("wrong", wrong), ("unexpected", unexpected)):
+        if items:
+            result.examples[kind] = items[:EXAMPLES]
     return result

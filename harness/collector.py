@@ -25,6 +25,10 @@ RECEIVED = np.dtype([
     ("txn_id", "i8"), ("user_id", "i8"), ("sent_ns", "i8"), ("recv_ns", "i8"),
     ("decision", "i1"), ("reason", "i1"), ("spend_cents", "i8"), ("count", "i8"),
 ])
+# One received record of the windows output (docs/design/event-time-windows.md).
+WINDOW_RECEIVED = np.dtype([
+    ("user_id", "i8"), ("end_ms", "i8"), ("spend_cents", "i8"), ("count", "i8"), ("recv_ns", "i8"),
+])
 
 
 @dataclass(frozen=True)

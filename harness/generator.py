@@ -1,8 +1,9 @@
 """The transaction stream (SPEC 1): a pure function of the workload and its seed.
 
 Event time runs on a virtual clock that starts at `event_time_start` and advances with
-the schedule, so every record, and hence every oracle decision, is known before the run;
-only `sent_ns` (the intended send time on the wall clock) depends on when the run starts.
+the schedule (`event_time_speed` times as fast), so every record, and hence every oracle
+decision, is known before the run; only `sent_ns` (the intended send time on the wall
+clock) depends on when the run starts.
 Only `random.Random.random()` is drawn from, whose sequence Python keeps stable.
 """
 from __future__ import annotations
@@ -98,8 +99,10 @@ def _permutation(n: int, rng: random.Random) -> list[int]:
     return ids
 
 
-def _bursts(b: Burst, kind: int, users: int, duration_ns: float, rng: random.Random) -> Iterator[tuple[int, int, int, int]]:
-    """(due_ns, kind, user_id, amount) of every event of every burst of one kind."""
+def _bursts(b: Burst, kind: int, users: int, duration_ns: float, speed: float,
+            rng: random.Random) -> Iterator[tuple[int, int, int, int]]:
+    """(due_ns, kind, user_id, amount) of every event of every burst of one kind; the events
+    are `spacing_ms` apart in event time, so `spacing_ms / speed` apart on the schedule."""
     if b.per_minute <= 0:
         return
     mean_gap_ns = 60e9 / b.per_minute
@@ -107,7 +110,7 @@ def _bursts(b: Burst, kind: int, users: int, duration_ns: float, rng: random.Ran
     while t < duration_ns:
         user = 1 + int(rng.random() * users)
         for j in range(b.events):
-            yield int(t) + j * b.spacing_ms * 1_000_000, kind, user, b.amount_cents
+            yield int(t) + int(j * b.spacing_ms * 1_000_000 / speed), kind, user, b.amount_cents
         t += -math.log(1.0 - rng.random()) * mean_gap_ns
 
 
@@ -120,8 +123,8 @@ def generate(wl: Workload) -> list[Txn]:
     total = cdf[-1]
     duration_ns = wl.duration_s * 1e9
     pending = sorted([
-        *_bursts(wl.fraud.spend_bursts, 0, wl.users, duration_ns, burst_rng),
-        *_bursts(wl.fraud.velocity_bursts, 1, wl.users, duration_ns, burst_rng),
+        *_bursts(wl.fraud.spend_bursts, 0, wl.users, duration_ns, wl.event_time_speed, burst_rng),
+        *_bursts(wl.fraud.velocity_bursts, 1, wl.users, duration_ns, wl.event_time_speed, burst_rng),
     ])
 
     base_ms = wl.event_time_start_ms
@@ -135,12 +138,13 @@ def generate(wl: Workload) -> list[Txn]:
     max_amount = wl.amount.max_cents
     merchants = wl.merchants
     rnd = rng.random
+    speed = wl.event_time_speed
     nb = 0
 
     out: list[Txn] = []
     append = out.append
     for txn_id, off in enumerate(offsets):
-        nominal_ms = base_ms + off // 1_000_000
+        nominal_ms = base_ms + int(off * speed) // 1_000_000
         merchant = 1 + int(rnd() * merchants)
         if nb < len(pending) and pending[nb][0] <= off:
             _, _, user, amount = pending[nb]

@@ -69,6 +69,21 @@ class Rules(Strict):
     allowed_lateness_s: int = Field(10, ge=0)
 
 
+class Windows(Strict):
+    """The event-time windows output (docs/design/event-time-windows.md): per user, the spend
+    and count over sliding windows of `size_s` every `slide_s`, aligned to the epoch,
+    emitted once the engine's watermark (max event time − allowed lateness) passes the end."""
+
+    size_s: int = Field(3_600, gt=0)
+    slide_s: int = Field(300, gt=0)
+
+    @model_validator(mode="after")
+    def _slides_fit(self) -> Windows:
+        if self.size_s % self.slide_s:
+            raise ValueError(f"size_s ({self.size_s}) must be a multiple of slide_s ({self.slide_s})")
+        return self
+
+
 class KafkaSettings(Strict):
     brokers: Literal[1, 3] = 1
     partitions: int = Field(4, ge=1, le=256)
@@ -175,6 +190,10 @@ class Workload(Strict):
     drain_timeout_s: float = Field(60.0, gt=0)
     sweep: Sweep = Sweep()
     event_time_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    # Event-time milliseconds per millisecond of the schedule: > 1 lets a run of minutes
+    # cover hours of event time, so that hour-long windows close within it.
+    event_time_speed: float = Field(1.0, ge=1, le=3_600)
+    windows: Windows | None = None
     # From this second of the load on, the driver writes value schema v2 (generator.encode_prefix).
     schema_v2_from_s: float | None = Field(None, ge=0)
     # A simulated scoring model every rules-applying pipeline calls once per event: it
@@ -204,6 +223,16 @@ class Workload(Strict):
         if self.schema_v2_from_s is not None and self.schema_v2_from_s >= self.duration_s:
             raise ValueError(f"schema_v2_from_s ({self.schema_v2_from_s}) must be inside the run "
                              f"(duration_s {self.duration_s})")
+        if self.windows is not None:
+            # Whether a window keeps an event the watermark has passed depends on each engine's
+            # timing, not on the data (the design file): such events would make the check inexact.
+            if self.beyond_lateness.fraction:
+                raise ValueError("windows need beyond_lateness.fraction: 0: whether an engine's window keeps an "
+                                 "event beyond the lateness depends on its timing, so no exact check is possible")
+            if self.out_of_order.max_delay_ms * 2 > self.rules.allowed_lateness_s * 1000:
+                raise ValueError(f"windows need out_of_order.max_delay_ms ({self.out_of_order.max_delay_ms}) at most "
+                                 f"half the allowed lateness ({self.rules.allowed_lateness_s * 500} ms): the margin "
+                                 f"keeps a batch's fetch skew from closing a window early")
         for i, f in enumerate(self.faults):
             if f.at_s >= self.duration_s:
                 raise ValueError(f"faults.{i}.at_s ({f.at_s}) must be inside the run (duration_s {self.duration_s})")
