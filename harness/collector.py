@@ -36,6 +36,9 @@ class CollectorPlan:
     bootstrap: str
     topic: str
     out: Path  # .npy of RECEIVED rows, written when stopped
+    # The windows output, read by the same consumer: its topic and its .npy of WINDOW_RECEIVED rows.
+    windows_topic: str | None = None
+    windows_out: Path | None = None
 
 
 def consumer_config(bootstrap: str) -> dict[str, Any]:
@@ -60,11 +63,22 @@ def _row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
         return None
 
 
+def _window_row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
+    try:
+        d = json.loads(value)
+        return int(d["user_id"]), int(d["window_end_ms"]), int(d["spend_cents"]), int(d["count"]), recv_ns
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None:
     """Process entry point: collects until `stop` is set, streaming ("tick", ...) per second."""
     consumer = Consumer(consumer_config(plan.bootstrap))
-    consumer.subscribe([plan.topic], on_assign=lambda c, parts: stats.put(("ready", len(parts))))
+    topics = [plan.topic, *([plan.windows_topic] if plan.windows_topic else [])]
+    consumer.subscribe(topics, on_assign=lambda c, parts: stats.put(("ready", len(parts))))
     rows: list[tuple[int, ...]] = []
+    window_rows: list[tuple[int, ...]] = []
+    windows_seen: set[tuple[int, int]] = set()
     seen: set[int] = set()
     malformed = 0
     errors: list[str] = []
@@ -84,6 +98,14 @@ def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None
                 if err.code() != KafkaError._PARTITION_EOF:
                     errors.append(str(err))
                 continue
+            if msg.topic() == plan.windows_topic:
+                wrow = _window_row(msg.value(), recv_ns)
+                if wrow is None:
+                    malformed += 1
+                else:
+                    window_rows.append(wrow)
+                    windows_seen.add((wrow[0], wrow[1]))
+                continue
             row = _row(msg.value(), recv_ns)
             if row is None:
                 malformed += 1
@@ -96,10 +118,13 @@ def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None
             p50 = p99 = None
             if sec_lat:
                 p50, p99 = (round(x / 1e6, 1) for x in percentiles(np.array(sec_lat), [50, 99]))
-            stats.put(("tick", len(sec_lat), p50, p99, len(rows), len(seen)))
+            stats.put(("tick", len(sec_lat), p50, p99, len(rows), len(seen), len(windows_seen)))
             sec_lat = []
     consumer.close()
     np.save(plan.out, np.array(rows, dtype=RECEIVED) if rows else np.empty(0, dtype=RECEIVED))
+    if plan.windows_out is not None:
+        np.save(plan.windows_out, np.array(window_rows, dtype=WINDOW_RECEIVED) if window_rows
+                else np.empty(0, dtype=WINDOW_RECEIVED))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats.put(("done", {"received": len(rows), "malformed": malformed, "errors": errors[:10],
                         "cpu_seconds": usage.ru_utime + usage.ru_stime}))

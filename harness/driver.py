@@ -60,6 +60,9 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
     keys = [str(r.user_id).encode() for r in records]
     prefixes = encode_prefixes(wl, records)
     offsets = [r.offset_ns for r in records]
+    # The record's timestamp is its event time: Flink's source takes its watermarks from it
+    # (docs/design/event-time-windows.md); topics keep records forever (LocalKafka.create_topics).
+    times = [r.event_time_ms for r in records]
     errors: list[str] = []
 
     def on_error(err: KafkaError, msg: Any = None) -> None:
@@ -111,7 +114,7 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
             off = offsets[i]
             value = prefixes[i] + b"%d}" % (start_wall + off)
             try:
-                produce(topic, value, keys[i])
+                produce(topic, value, keys[i], timestamp=times[i])
             except BufferError:
                 poll(0.05)
                 continue

@@ -65,20 +65,47 @@ def _backlog(tp: dict[str, Any], markup: Markup) -> str:
 
 COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
            "wrong", "gap / recovery s", "CPU s eng/kafka"]
+WINDOWS_COLUMN = "windows miss/dup/wrong\ndelay p50 / p99 ms"
+WINDOWS_CAPTION = ("; windows = the event-time windows output against the oracle (missing, duplicated, wrong or "
+                   "unexpected results), and the delay from a perfect watermark passing a window's end to its result")
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
            "fault; recovery = until p99 is back (SPEC 4); backlog = most records sent but not yet decided, "
            "and its growth per second in the steady load (after warm-up, before a surge or fault); CPU = seconds "
            "used during the load and drain")
 
 
+def has_windows(summary: dict[str, Any]) -> bool:
+    return any(e.get("windows") for e in summary.get("engines", []))
+
+
+def columns(summary: dict[str, Any]) -> list[str]:
+    """The table's columns: the windows output's only when the run has one."""
+    return [*COLUMNS, WINDOWS_COLUMN] if has_windows(summary) else COLUMNS
+
+
+def caption(summary: dict[str, Any]) -> str:
+    return CAPTION + (WINDOWS_CAPTION if has_windows(summary) else "")
+
+
+def _windows(w: dict[str, Any] | None, markup: Markup) -> str:
+    if not w:
+        return "—"
+    counts = "/".join(_count(w[k], markup) for k in ("missing", "duplicates", "wrong"))
+    if w["unexpected"]:
+        counts += " " + _style(f"+{w['unexpected']} unexpected", "red", markup)
+    d = w["emission_delay_ms"]
+    return f"{counts}\n{_ms(d.get('p50'))} / {_ms(d.get('p99'))}"
+
+
 def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
     """The comparison table's cells, one row per engine, marked up for the console, the
     HTML page, or not at all."""
     out = []
+    windows = has_windows(summary)
     for e in summary.get("engines", []):
         if e.get("status") != "ok":
             out.append([_style(e["engine"], None, markup), _style(str(e.get("status")), "red", markup),
-                        *["—"] * (len(COLUMNS) - 2)])
+                        *["—"] * (len(columns(summary)) - 2)])
             continue
         lat = e["latency_ms"]
         tp = e["throughput"]
@@ -95,6 +122,7 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
             _recovery(e.get("recovery", []), markup),
             # During the load and drain when recorded (older results: the whole run).
             f"{cpu.get('engine_load', cpu['engine']):.0f} / {cpu.get('kafka_load', cpu['kafka']):.0f}",
+            *([_windows(e.get("windows"), markup)] if windows else []),
         ])
     return out
 
@@ -102,11 +130,11 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
 def table(summary: dict[str, Any]) -> Table:
     wl = summary.get("workload_name", "?")
     t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
-    for col in COLUMNS:
+    for col in columns(summary):
         t.add_column(col, justify="left" if col == "engine" else "center" if col == "on sched" else "right")
     for row in rows(summary, markup="rich"):
         t.add_row(*row)
-    t.caption = CAPTION
+    t.caption = caption(summary)
     return t
 
 
@@ -119,6 +147,8 @@ def notes(summary: dict[str, Any]) -> list[str]:
         examples = (e.get("correctness") or {}).get("examples") or {}
         for kind, ids in examples.items():
             out.append(f"{e['engine']}: first {kind}: " + "; ".join(ids))
+        for kind, items in ((e.get("windows") or {}).get("examples") or {}).items():
+            out.append(f"{e['engine']}: first {kind} window results: " + "; ".join(items))
         by_schema = (e.get("correctness") or {}).get("by_schema") or {}
         if by_schema:
             out.append(f"{e['engine']}: by value schema: " + "; ".join(
@@ -184,8 +214,8 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
             f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-            "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr></thead>",
-            f"<tbody>{body_rows}</tbody></table><p class='caption'>{html.escape(CAPTION)}</p>"]
+            "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns(summary)) + "</tr></thead>",
+            f"<tbody>{body_rows}</tbody></table><p class='caption'>{html.escape(caption(summary))}</p>"]
     page += [f"<figure><figcaption>{html.escape(f.title)}</figcaption>{f.svg}</figure>" for f in figures]
     page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in note_lines) + "</ul>"
              if note_lines else ""]
@@ -195,9 +225,10 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     html_path = run_dir / "report.html"
     html_path.write_text("\n".join(page))
 
-    md = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    cols = [c.replace("\n", "<br>") for c in columns(summary)]
+    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(c.replace("\n", "<br>") for c in r) + " |" for r in cells]
-    md += ["", CAPTION, ""]
+    md += ["", caption(summary), ""]
     md += [f"## {f.title}\n\n![{f.name}]({f.png.relative_to(run_dir)})\n" for f in figures]
     if note_lines:
         md += ["## Notes", "", *(f"- {n}" for n in note_lines), ""]

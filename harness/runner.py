@@ -24,7 +24,7 @@ from harness.engines.base import EngineContext
 from harness.errors import ClusterError
 from harness.faults import Nemesis
 from harness.generator import Txn, generate, v2_from_txn
-from harness.oracle import Decision, decide
+from harness.oracle import Decision, WindowsExpected, decide, windows
 from harness.procs import CpuSampler
 from harness.results import RunDir, metadata
 from harness.workload import Workload
@@ -48,6 +48,8 @@ class LiveState:
     p99: float | None = None
     received: int = 0
     unique: int = 0
+    windows_expected: int = 0  # required window results; 0: no windows output
+    windows: int = 0  # distinct window results received
     faults: int = 0
 
     def render(self, duration_s: float) -> Table:
@@ -62,8 +64,13 @@ class LiveState:
         return t
 
     def line(self) -> str:
+        windows = f" windows={self.windows}/{self.windows_expected}" if self.windows_expected else ""
         return (f"{self.engine} {self.phase} t={self.second}s sent/s={self.sent_last_s} lag={self.driver_lag_ms:.1f}ms "
-                f"decisions/s={self.recv_last_s} p99={self.p99} received={self.unique}/{self.expected}")
+                f"decisions/s={self.recv_last_s} p99={self.p99} received={self.unique}/{self.expected}{windows}")
+
+    @property
+    def complete(self) -> bool:
+        return self.unique >= self.expected and self.windows >= self.windows_expected
 
 
 def _expect(q: mp.Queue[tuple[str, Any]], kind: str, timeout_s: float, what: str,
@@ -85,7 +92,8 @@ class EngineRun:
     """Everything one engine's run needs, torn down in `close` whatever happened."""
 
     def __init__(self, name: str, options: dict[str, Any], wl: Workload, run_dir: RunDir,
-                 records: list[Txn], oracle: list[Decision], keep_records: bool, backend: str) -> None:
+                 records: list[Txn], oracle: list[Decision], windows_expected: WindowsExpected | None,
+                 keep_records: bool, backend: str) -> None:
         self.name = name
         self.wl = wl
         self.run_dir = run_dir
@@ -96,10 +104,13 @@ class EngineRun:
         self.kafka: KafkaCluster = (ContainerKafka(wl.kafka, self.log_dir) if backend == "containers"
                                     else LocalKafka(wl.kafka, self.log_dir))
         self.engine = engines.create(name, options)
+        # Only the pipelines that apply the rules keep the windows (passthrough copies records).
+        self.windows_expected = windows_expected if self.engine.applies_rules else None
         self.mp = mp.get_context("spawn")
         self.procs: list[mp.process.BaseProcess] = []
         self.nemesis: Nemesis | None = None
-        self.state = LiveState(name, expected=len(records))
+        self.state = LiveState(name, expected=len(records),
+                               windows_expected=len(self.windows_expected.required) if self.windows_expected else 0)
         self.events: list[str] = []
         self.cpu_load: dict[str, float] = {}
 
@@ -110,7 +121,8 @@ class EngineRun:
         t0 = time.monotonic()
         self.kafka.start()
         setup["kafka_start_s"] = round(time.monotonic() - t0, 2)
-        self.kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic, wl.kafka.decisions_topic])
+        self.kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic, wl.kafka.decisions_topic,
+                                                       *([wl.kafka.windows_topic] if self.windows_expected else [])])
         t0 = time.monotonic()
         with console.status(f"Deploying the {self.name} pipeline"):
             self.engine.start(EngineContext(wl, self.kafka, self.log_dir, uuid.uuid4().hex[:8]))
@@ -118,13 +130,15 @@ class EngineRun:
         console.print(f"[green]✓[/] {self.name} pipeline running in {setup['engine_start_s']:.1f} s")
 
         out_file = self.log_dir / "received.npy"
+        windows_file = self.log_dir / "windows.npy" if self.windows_expected else None
         cstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
         dstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
         start_q: mp.Queue[LoadStart] = self.mp.Queue()
         stop = self.mp.Event()
         coll = self.mp.Process(target=collector.run, name="collector",
-                               args=(collector.CollectorPlan(self.kafka.bootstrap, wl.kafka.decisions_topic, out_file),
-                                     cstats, stop))
+                               args=(collector.CollectorPlan(self.kafka.bootstrap, wl.kafka.decisions_topic, out_file,
+                                                             wl.kafka.windows_topic if windows_file else None,
+                                                             windows_file), cstats, stop))
         drv = self.mp.Process(target=driver.run, name="driver",
                               args=(self.kafka.bootstrap, wl, dstats, start_q))
         self.procs = [coll, drv]
@@ -143,7 +157,8 @@ class EngineRun:
         cpu_after = self._cpu_now()
         self.cpu_load = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
         received = np.load(out_file)
-        return self._judge(setup, start, end_ns, report, collected, received)
+        window_results = np.load(windows_file) if windows_file else None
+        return self._judge(setup, start, end_ns, report, collected, received, window_results)
 
     def _cpu_now(self) -> dict[str, float]:
         """CPU seconds so far of the engine and the brokers, freshly sampled."""
@@ -182,10 +197,10 @@ class EngineRun:
                                 drain_since = time.monotonic()
                         else:
                             if msg[0] == "tick":
-                                _, st.recv_last_s, st.p50, st.p99, st.received, unique = msg
-                                if unique > st.unique:
+                                _, st.recv_last_s, st.p50, st.p99, st.received, unique, windows = msg
+                                if unique > st.unique or windows > st.windows:
                                     last_progress = time.monotonic()
-                                st.unique = unique
+                                st.unique, st.windows = unique, windows
                             elif msg[0] == "done":
                                 collected = msg[1]
                 for event in self.engine.check_health():
@@ -198,13 +213,16 @@ class EngineRun:
                     raise ClusterError(f"the collector died (exit code {coll.exitcode})")
                 if report is not None and not stop.is_set():
                     now = time.monotonic()
-                    if st.unique >= st.expected:
+                    if st.complete:
                         complete_since = complete_since or now
                     if (complete_since and now - complete_since >= DRAIN_GRACE_S) or \
                             now - max(last_progress, drain_since or now) > wl.drain_timeout_s:
                         if st.unique < st.expected:
                             self.events.append(f"drain ended with {st.expected - st.unique} decisions missing "
                                                f"after {wl.drain_timeout_s:.0f} s without progress")
+                        if st.windows < st.windows_expected:
+                            self.events.append(f"drain ended with {st.windows} of {st.windows_expected} window "
+                                               f"results after {wl.drain_timeout_s:.0f} s without progress")
                         stop.set()
                         st.phase = "stopping"
                 if interactive:
@@ -219,7 +237,7 @@ class EngineRun:
         return report, collected
 
     def _judge(self, setup: dict[str, float], start: LoadStart, end_ns: int, report: DriverReport,
-               collected: dict[str, Any], received: np.ndarray) -> dict[str, Any]:
+               collected: dict[str, Any], received: np.ndarray, window_results: np.ndarray | None) -> dict[str, Any]:
         wl = self.wl
         first = metrics.first_copies(received)
         measure_from = start.wall_ns + int(wl.warmup_s * 1e9)
@@ -258,6 +276,10 @@ class EngineRun:
         last_recv = int(first["recv_ns"].max()) if len(first) else start.wall_ns
         if self.keep_records:
             self._write_records(start, received)
+        windows_check = None
+        if self.windows_expected is not None and window_results is not None:
+            wc = checker.check_windows(window_results, self.windows_expected, start.wall_ns)
+            windows_check = {**asdict(wc), "exactly_once": wc.exactly_once}
         return {
             "engine": self.name,
             "status": "ok",
@@ -282,6 +304,8 @@ class EngineRun:
                 "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
             },
             "correctness": {**asdict(correctness), "exactly_once": correctness.exactly_once},
+            # The event-time windows output, checked against the oracle; None: the run has none.
+            "windows": windows_check,
             "recovery": recoveries,
             "cpu_seconds": {
                 "engine": round(self.engine.cpu_seconds(), 2),
@@ -359,13 +383,18 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
         records = generate(wl)
         oracle_map = decide(records, wl.rules)
         oracle = [oracle_map[i] for i in range(len(records))]
+        windows_expected = windows(records, wl.windows, wl.rules) if wl.windows else None
     counts = {k: sum(1 for d in oracle if d.decision == k) for k in ("APPROVE", "BLOCK", "LATE")}
     console.print(f"[green]✓[/] {len(records):,} transactions, oracle {counts} in {time.monotonic() - t0:.1f} s")
+    if windows_expected:
+        console.print(f"[green]✓[/] windows: {len(windows_expected.required):,} results owed, "
+                      f"{len(windows_expected.optional):,} more may come")
     sampler = CpuSampler()
     try:
         for name in names:
             console.rule(f"[bold]{name}")
-            er = EngineRun(name, wl.engines.get(name) or {}, wl, run_dir, records, oracle, keep_records, backend)
+            er = EngineRun(name, wl.engines.get(name) or {}, wl, run_dir, records, oracle, windows_expected,
+                           keep_records, backend)
             try:
                 result = er.execute()
             except KeyboardInterrupt:

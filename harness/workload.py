@@ -95,6 +95,8 @@ class KafkaSettings(Strict):
     transaction_version: Literal[1, 2] = 2
     transactions_topic: str = Field("transactions", min_length=1)
     decisions_topic: str = Field("decisions", min_length=1)
+    # The event-time windows output (workload `windows`), when there is one.
+    windows_topic: str = Field("windows", min_length=1)
 
     @property
     def container_mb(self) -> int:
@@ -208,6 +210,13 @@ class Workload(Strict):
     def pipeline_rules(self) -> dict[str, Any]:
         """What every pipeline's rules step is configured with (pipelines/rules.py)."""
         return {**self.rules.model_dump(), "model_cost_ms": self.model_cost_ms}
+
+    def pipeline_windows(self) -> dict[str, Any] | None:
+        """What every rules-applying pipeline's windows output is configured with; None: no output."""
+        if self.windows is None:
+            return None
+        return {"size_ms": self.windows.size_s * 1000, "slide_ms": self.windows.slide_s * 1000,
+                "lateness_ms": self.rules.allowed_lateness_s * 1000, "topic": self.kafka.windows_topic}
 
     @model_validator(mode="after")
     def _consistent(self) -> Workload:

@@ -83,7 +83,8 @@ class FlinkEngine:
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
             "group_id": f"showdown-{self.name}-{ctx.run_id}", "job_name": f"showdown-{self.name}",
             "transactional_id_prefix": f"showdown-{self.name}-{ctx.run_id}",
-            "rules": wl.pipeline_rules(), "parallelism": o.parallelism, "execution_mode": o.execution_mode,
+            "rules": wl.pipeline_rules(), "windows": wl.pipeline_windows(),
+            "parallelism": o.parallelism, "execution_mode": o.execution_mode,
             "delivery": o.delivery, "checkpoint_interval_ms": o.checkpoint_interval_ms,
             "transaction_timeout_ms": o.transaction_timeout_ms,
         }

@@ -72,6 +72,7 @@ class KafkaTransactionsEngine:
             "group_id": f"showdown-{self.name}-{self._ctx.run_id}",
             "transactional_id_prefix": f"showdown-{self.name}-{self._ctx.run_id}",
             "rules": wl.pipeline_rules(),
+            "windows": wl.pipeline_windows() if self.applies_rules else None,
             "max_batch": o.max_batch,
             "commit_interval_ms": o.commit_interval_ms,
             "fetch_wait_max_ms": o.fetch_wait_max_ms,

@@ -107,8 +107,9 @@ class SparkEngine:
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
         wl = ctx.workload
         commit_topic = f"{wl.kafka.decisions_topic}-{self.name.replace(':', '-')}-batches"
+        windows_commit_topic = f"{wl.kafka.windows_topic}-{self.name.replace(':', '-')}-batches"
         if o.sink == "transactional":
-            ctx.kafka.create_topics(1, [commit_topic])
+            ctx.kafka.create_topics(1, [commit_topic, *([windows_commit_topic] if wl.windows else [])])
         self._progress = ctx.log_dir / f"{self.name}-progress.jsonl"
         self._config = {
             "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.engine_bootstrap,
@@ -117,6 +118,8 @@ class SparkEngine:
             "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.pipeline_rules(),
             "sink": o.sink, "trigger_interval_ms": o.trigger_interval_ms,
             "checkpoint": str(self.cluster.scratch / "checkpoint"), "progress_file": str(self._progress),
+            "windows": wl.pipeline_windows(), "windows_commit_topic": windows_commit_topic,
+            "windows_checkpoint": str(self.cluster.scratch / "checkpoint-windows"),
         }
         self.timings["submit_to_first_batch_s"] = self._submit()
 
@@ -131,7 +134,8 @@ class SparkEngine:
             if not driver.alive():
                 raise ClusterError(f"the Spark driver exited (code {driver.exit_code()}); "
                                    f"last lines of {driver.log}:\n{tail(driver.log)}")
-            if any(e["event"] == "progress" and e["wall"] >= started for e in self._events()):
+            if any(e["event"] == "progress" and e["query"] == "decisions" and e["wall"] >= started
+                   for e in self._events()):
                 return round(time.monotonic() - t0, 2)
             time.sleep(0.5)
         raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
@@ -219,10 +223,10 @@ class SparkEngine:
     def cpu_seconds(self) -> float:
         return self.cluster.cpu_seconds() if self.cluster else 0.0
 
-    def _batches(self) -> dict[str, Any]:
-        """Micro-batch figures from the query listener: how long a batch takes end to end
-        (triggerExecution) and how many input rows it carries."""
-        batches = [e for e in self._events() if e["event"] == "progress" and e["rows"] > 0]
+    def _batches(self, query: str) -> dict[str, Any]:
+        """Micro-batch figures of one query from the listener: how long a batch takes end to
+        end (triggerExecution) and how many input rows it carries."""
+        batches = [e for e in self._events() if e["event"] == "progress" and e["query"] == query and e["rows"] > 0]
         if not batches:
             return {"with_rows": 0}
         ms = np.array([e["duration_ms"].get("triggerExecution", 0) for e in batches], dtype=float)
@@ -245,5 +249,7 @@ class SparkEngine:
             "options": self.options.model_dump(),
             "cluster": self.cluster.describe() if self.cluster else {},
             "delivery": delivery,
-            "timings": {**self.timings, "batches": self._batches() if self._progress else {}},
+            "timings": {**self.timings, "batches": self._batches("decisions") if self._progress else {},
+                        **({"windows_batches": self._batches("windows")}
+                           if self._progress and self._config.get("windows") else {})},
         }

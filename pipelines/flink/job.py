@@ -5,17 +5,21 @@ Submitted to a running session cluster with `flink run -py job.py -j <kafka conn
 offsets and the keyed state are snapshotted together, and the Kafka sink's transactions
 commit when a checkpoint completes, so a read_committed consumer sees output once per
 checkpoint interval. The at-least-once variant writes without transactions.
+
+Watermarks come from the source, per Kafka partition (split), from the record timestamp,
+which the driver sets to the event time: a Python timestamp assigner cannot run there
+(docs/design/event-time-windows.md). The windows output, when configured, is a second
+branch: sliding event-time windows per user, to a second sink with the same guarantee.
 """
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
-from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import CheckpointingMode, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
 from pyflink.datastream.connectors import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
@@ -25,7 +29,9 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
+from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.window import SlidingEventTimeWindows
 from rules import Rules, UserState  # pipelines/rules.py, shipped with -pyfs (see harness/engines/flink.py)
 
 # (txn_id, user_id, amount_cents, event_time_ms, sent_ns)
@@ -37,9 +43,32 @@ def parse(value: str) -> tuple[int, int, int, int, int]:
     return r["txn_id"], r["user_id"], r["amount_cents"], r["event_time_ms"], r["sent_ns"]
 
 
-class EventTime(TimestampAssigner):
-    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
-        return int(value[3])
+class Spend(AggregateFunction):
+    """(spend_cents, count) of a user's events in one window."""
+
+    def create_accumulator(self) -> tuple[int, int]:
+        return 0, 0
+
+    def add(self, value: tuple, acc: tuple[int, int]) -> tuple[int, int]:
+        return acc[0] + value[2], acc[1] + 1
+
+    def get_result(self, acc: tuple[int, int]) -> tuple[int, int]:
+        return acc
+
+    def merge(self, a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+        return a[0] + b[0], a[1] + b[1]
+
+
+class WindowResult(ProcessWindowFunction):
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+
+    def process(self, key: int, context: ProcessWindowFunction.Context, elements: Iterable[tuple[int, int]]
+                ) -> Iterator[str]:
+        w = context.window()
+        for spend, count in elements:
+            yield json.dumps({"user_id": key, "window_start_ms": w.start, "window_end_ms": w.end,
+                              "spend_cents": spend, "count": count, "engine": self.engine}, separators=(",", ":"))
 
 
 class Decide(KeyedProcessFunction):
@@ -98,27 +127,36 @@ def main(cfg: dict[str, Any]) -> None:
               .set_value_only_deserializer(SimpleStringSchema())
               .set_property("isolation.level", "read_committed")
               .build())
-    sink = (KafkaSink.builder()
-            .set_bootstrap_servers(cfg["bootstrap"])
-            .set_record_serializer(KafkaRecordSerializationSchema.builder()
-                                   .set_topic(cfg["output_topic"])
-                                   .set_value_serialization_schema(SimpleStringSchema())
-                                   .build())
-            .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE if exactly_once
-                                    else DeliveryGuarantee.AT_LEAST_ONCE)
-            .set_transactional_id_prefix(cfg["transactional_id_prefix"])
-            # Below the broker's transaction.max.timeout.ms (15 min), above any recovery here.
-            .set_property("transaction.timeout.ms", str(cfg["transaction_timeout_ms"]))
-            .set_property("linger.ms", "0")
-            .build())
-    watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg["rules"]["allowed_lateness_s"] * 1000))
-                  .with_timestamp_assigner(EventTime()))
-    (env.from_source(source, WatermarkStrategy.no_watermarks(), "transactions").uid("source")
-        .map(parse, output_type=TXN).uid("parse").name("parse")
-        .assign_timestamps_and_watermarks(watermarks).uid("watermarks")
-        .key_by(lambda r: r[1], key_type=Types.LONG())
-        .process(Decide(cfg["rules"], cfg["engine"]), output_type=Types.STRING()).uid("decide").name("decide")
-        .sink_to(sink).uid("sink").name("decisions"))
+
+    def sink(topic: str, transactional_id_prefix: str) -> KafkaSink:
+        return (KafkaSink.builder()
+                .set_bootstrap_servers(cfg["bootstrap"])
+                .set_record_serializer(KafkaRecordSerializationSchema.builder()
+                                       .set_topic(topic)
+                                       .set_value_serialization_schema(SimpleStringSchema())
+                                       .build())
+                .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE if exactly_once
+                                        else DeliveryGuarantee.AT_LEAST_ONCE)
+                .set_transactional_id_prefix(transactional_id_prefix)
+                # Below the broker's transaction.max.timeout.ms (15 min), above any recovery here.
+                .set_property("transaction.timeout.ms", str(cfg["transaction_timeout_ms"]))
+                .set_property("linger.ms", "0")
+                .build())
+
+    lateness = Duration.of_millis(cfg["rules"]["allowed_lateness_s"] * 1000)
+    users = (env.from_source(source, WatermarkStrategy.for_bounded_out_of_orderness(lateness), "transactions")
+             .uid("source")
+             .map(parse, output_type=TXN).uid("parse").name("parse")
+             .key_by(lambda r: r[1], key_type=Types.LONG()))
+    (users.process(Decide(cfg["rules"], cfg["engine"]), output_type=Types.STRING()).uid("decide").name("decide")
+        .sink_to(sink(cfg["output_topic"], cfg["transactional_id_prefix"])).uid("sink").name("decisions"))
+    w = cfg["windows"]
+    if w is not None:
+        (users.window(SlidingEventTimeWindows.of(Time.milliseconds(w["size_ms"]), Time.milliseconds(w["slide_ms"])))
+            .aggregate(Spend(), WindowResult(cfg["engine"]), accumulator_type=Types.TUPLE([Types.LONG(), Types.LONG()]),
+                       output_type=Types.STRING()).uid("windows").name("windows")
+            .sink_to(sink(w["topic"], f"{cfg['transactional_id_prefix']}-windows")).uid("windows-sink")
+            .name("windows"))
     env.execute(cfg["job_name"])
 
 

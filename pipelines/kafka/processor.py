@@ -6,6 +6,12 @@ offsets commit in one Kafka transaction. On partition assignment the state of th
 partitions is rebuilt from the changelog. A crash at any point leaves either the whole
 batch or none of it visible to read_committed consumers.
 
+The event-time windows output (when configured; docs/design/event-time-windows.md) keeps
+its own watermark per input partition, as Kafka Streams' stream time: the largest event
+time read, less the allowed lateness. Each user's open windows and each partition's
+largest event time are changelogged beside the rules' state (keys `w:<user>` and `w`), and
+a window fires, in the transaction of the record that moved the watermark past its end.
+
 Run as: python processor.py '<json config>' (see harness/engines/kafka.py).
 Deliberately independent of the harness package: this is the job code under test.
 """
@@ -60,6 +66,12 @@ class Processor:
         # What the open transaction has changed: written out when it commits.
         self.dirty: dict[tuple[int, int], UserState] = {}
         self.offsets: dict[int, int] = {}
+        self.windows: dict[str, Any] | None = cfg["windows"] if self.rules is not None else None
+        # Per partition: its largest event time read, and its open windows (end -> user -> [spend, count]).
+        self.event_time_high: dict[int, int] = {}
+        self.open: dict[int, dict[int, dict[int, list[int]]]] = {}
+        self.dirty_windows: set[tuple[int, int]] = set()  # (partition, user) whose open windows changed
+        self.dirty_high: set[int] = set()
         self.txn_deadline: float | None = None  # when the open transaction commits; None: none open
         self.running = True
 
@@ -69,7 +81,7 @@ class Processor:
     def on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         t0 = time.monotonic()
         if self.rules is not None:
-            self.state.update(self.restore([p.partition for p in parts]))
+            self.restore([p.partition for p in parts])
         users = sum(len(self.state.get(p.partition, {})) for p in parts)
         self.log(f"assigned {[p.partition for p in parts]}, restored {users} users "
                  f"in {time.monotonic() - t0:.2f} s")
@@ -81,28 +93,41 @@ class Processor:
             self.commit()
         for p in parts:
             self.state.pop(p.partition, None)
+            self.open.pop(p.partition, None)
+            self.event_time_high.pop(p.partition, None)
         self.log(f"revoked {[p.partition for p in parts]}")
 
-    def restore(self, partitions: list[int]) -> dict[int, dict[int, UserState]]:
+    def restore(self, partitions: list[int]) -> None:
         """Rebuild the state of `partitions` from the changelog's committed records.
 
         Reads until the position reaches the high watermark (not just the last stable
         offset): a transaction whose commit markers are still being written must be seen.
         """
         if not partitions:
-            return {}
+            return
         common = {"bootstrap.servers": self.cfg["bootstrap"], "group.id": f"{self.cfg['group_id']}-restore",
                   "enable.auto.commit": False}
         reader = Consumer({**common, "isolation.level": "read_committed"})
         watcher = Consumer({**common, "isolation.level": "read_uncommitted"})
         restored: dict[int, dict[int, UserState]] = {p: {} for p in partitions}
+        windows: dict[int, dict[int, dict[str, list[int]]]] = {p: {} for p in partitions}
         reader.assign([TopicPartition(self.changelog, p, -2) for p in partitions])  # -2: beginning
         pending = set(partitions)
         deadline = time.monotonic() + 120
         while pending:
             for msg in reader.consume(10_000, 0.2):
-                if msg.error() is None and msg.value() is not None:
-                    restored[msg.partition()][int(msg.key())] = UserState.decode(msg.value())
+                if msg.error() is not None:
+                    continue
+                p, key, value = msg.partition(), msg.key().decode(), msg.value()
+                if key == "w":
+                    self.event_time_high[p] = int(value)
+                elif key.startswith("w:"):
+                    if value is None:  # its last open window fired
+                        windows[p].pop(int(key[2:]), None)
+                    else:
+                        windows[p][int(key[2:])] = json.loads(value)
+                elif value is not None:
+                    restored[p][int(key)] = UserState.decode(value)
             for p in list(pending):
                 tp = TopicPartition(self.changelog, p)
                 _, high = watcher.get_watermark_offsets(tp, timeout=10, cached=False)
@@ -113,7 +138,12 @@ class Processor:
                 raise RuntimeError(f"changelog partitions {sorted(pending)} not restored within 120 s")
         reader.close()
         watcher.close()
-        return restored
+        self.state.update(restored)
+        for p, users in windows.items():
+            buckets = self.open[p] = {}
+            for user, ends in users.items():
+                for end, acc in ends.items():
+                    buckets.setdefault(int(end), {})[user] = acc
 
     def process(self, batch: list[Message]) -> None:
         """Decide each record and produce its decision into the open transaction; the
@@ -137,14 +167,55 @@ class Processor:
                 decision, reason, spend, count = self.rules.apply(st, r["event_time_ms"], r["amount_cents"])
                 if decision != "LATE":
                     self.dirty[(p, user)] = st
+                if self.windows is not None:
+                    self.add_to_windows(p, user, r["event_time_ms"], r["amount_cents"])
             out = {"txn_id": r["txn_id"], "user_id": user, "sent_ns": r["sent_ns"], "decision": decision,
                    "reason": reason, "spend_cents": spend, "count": count, "engine": self.engine}
             produce(self.output, json.dumps(out, separators=(",", ":")).encode(), msg.key())
+
+    def add_to_windows(self, p: int, user: int, t: int, amount: int) -> None:
+        """Adds the event to each of its windows not yet fired, then fires what the
+        partition's watermark has passed."""
+        w = self.windows
+        assert w is not None
+        size, slide, lateness = w["size_ms"], w["slide_ms"], w["lateness_ms"]
+        high = self.event_time_high.get(p)
+        fired_until = None if high is None else high - lateness  # windows ending at or before have fired
+        buckets = self.open.setdefault(p, {})
+        first_end = (t // slide + 1) * slide  # the earliest window [end - size, end) that holds t
+        for end in range(first_end, first_end + size, slide):
+            if fired_until is not None and end <= fired_until:
+                continue  # an event beyond the lateness: dropped from the windows that fired, as Flink does
+            acc = buckets.setdefault(end, {}).setdefault(user, [0, 0])
+            acc[0] += amount
+            acc[1] += 1
+        self.dirty_windows.add((p, user))
+        if high is None or t > high:
+            self.event_time_high[p] = t
+            self.dirty_high.add(p)
+            self.fire(p, t - lateness)
+
+    def fire(self, p: int, watermark: int) -> None:
+        buckets = self.open[p]
+        for end in sorted(e for e in buckets if e <= watermark):
+            start = end - self.windows["size_ms"]
+            for user, (spend, count) in buckets.pop(end).items():
+                out = {"user_id": user, "window_start_ms": start, "window_end_ms": end, "spend_cents": spend,
+                       "count": count, "engine": self.engine}
+                self.producer.produce(self.windows["topic"], json.dumps(out, separators=(",", ":")).encode(),
+                                      str(user).encode())
+                self.dirty_windows.add((p, user))
 
     def commit(self) -> None:
         produce = self.producer.produce
         for (p, user), st in self.dirty.items():
             produce(self.changelog, st.encode(), str(user).encode(), partition=p)
+        for p, user in self.dirty_windows:
+            ends = {end: b[user] for end, b in self.open.get(p, {}).items() if user in b}
+            produce(self.changelog, json.dumps(ends, separators=(",", ":")).encode() if ends else None,
+                    f"w:{user}".encode(), partition=p)
+        for p in self.dirty_high:
+            produce(self.changelog, str(self.event_time_high[p]).encode(), b"w", partition=p)
         if self.offsets:
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(self.input, p, o) for p, o in self.offsets.items()],
@@ -157,6 +228,8 @@ class Processor:
                 if not e.args[0].retriable():
                     raise
         self.dirty.clear()
+        self.dirty_windows.clear()
+        self.dirty_high.clear()
         self.offsets.clear()
         self.txn_deadline = None
 

@@ -18,10 +18,12 @@ pytestmark = pytest.mark.integration
 SMOKE_S = 30.0
 # A broker's return takes ~14 s of recovery here (leader moves, transactions time out and
 # the processors restart), then 10 s of stable latency: the squeezed run must hold both.
-LONGER = {"broker-failover": 50.0}
+# So must the windows run for a Spark Worker's (~22 s).
+LONGER = {"broker-failover": 50.0, "windows": 70.0}
 # Which engines take each scenario here (the full matrix is `make bench-all`): the Kafka
 # processors everywhere, being the quickest to start; the schema switch also through Flink
-# and Spark, whose parsers differ most.
+# and Spark, whose parsers differ most; the windows through all three, each its own code,
+# Spark with its exactly-once sink, since a worker kill replays micro-batches.
 ENGINES: dict[str, list[str]] = {
     "flash-sale": ["kafka"],
     "slow-model": ["kafka"],
@@ -29,6 +31,7 @@ ENGINES: dict[str, list[str]] = {
     "schema-evolution": ["kafka", "flink", "spark"],
     "broker-failover": ["kafka"],
     "node-crash": ["kafka"],
+    "windows": ["kafka", "flink", "spark:idempotent"],
 }
 
 
@@ -77,5 +80,9 @@ def test_scenario_at_smoke_size(scenario: str, tmp_path: Path) -> None:
             # backlog must build, then drain.
             assert e["throughput"]["backlog_max"] > 500, e["throughput"]
             assert e["latency_ms"]["p50"] >= 2.0
+        if scenario == "windows":
+            w = e["windows"]
+            assert (w["missing"], w["duplicates"], w["wrong"], w["unexpected"]) == (0, 0, 0, 0), (e["engine"], w)
+            assert w["required"] > 1000 and w["emission_delay_ms"]["p50"] is not None, w
         if scenario in ("node-crash", "broker-failover"):
             assert e["recovery"], "the fault was injected"

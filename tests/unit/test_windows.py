@@ -70,3 +70,18 @@ def test_windows_forbid_events_beyond_the_lateness_and_wide_disorder() -> None:
         make(windows={}, beyond_lateness={"fraction": 0}, out_of_order={"max_delay_ms": 8000})
     with pytest.raises(WorkloadError, match="multiple of slide_s"):
         make(windows={"size_s": 700}, beyond_lateness={"fraction": 0}, out_of_order={"max_delay_ms": 5000})
+
+
+def test_the_table_has_a_windows_column_only_when_the_run_has_windows() -> None:
+    from harness import report
+
+    lat = {k: 1.0 for k in ("p50", "p90", "p99", "p999", "max")}
+    engine = {"engine": "kafka", "status": "ok", "latency_ms": lat,
+              "throughput": {"offered_per_s": 200, "decisions_per_s": 200, "driver_kept_schedule": True},
+              "correctness": {"missing": 0, "duplicates": 0, "wrong": 0}, "cpu_seconds": {"engine": 1, "kafka": 1}}
+    plain = {"engines": [engine]}
+    assert report.columns(plain) == report.COLUMNS and len(report.rows(plain)[0]) == len(report.COLUMNS)
+    windowed = {"engines": [{**engine, "windows": {"missing": 0, "duplicates": 2, "wrong": 0, "unexpected": 1,
+                                                    "emission_delay_ms": {"p50": 120.0, "p99": 1500.0}}}]}
+    assert report.columns(windowed)[-1] == report.WINDOWS_COLUMN
+    assert report.rows(windowed)[0][-1] == "0/2/0 +1 unexpected\n120 / 1,500"
