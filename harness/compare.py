@@ -18,7 +18,7 @@ from rich.text import Text
 
 from harness.errors import ResultsError
 from harness.repeat import cell, fmt, label
-from harness.report import _style
+from harness.report import style
 from harness.results import recorded_workload
 
 HIGHER_IS_BETTER = {"decisions_per_s"}  # every other metric: lower is better
@@ -132,8 +132,8 @@ def print_comparison(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: 
         for col in ("metric", "A", "B", "B − A", "%", "verdict"):
             t.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
         for r in rows(a["engines"][e]["metrics"], b["engines"][e]["metrics"]):
-            style = next((s for w, s in VERDICT_STYLE.items() if r.verdict.startswith(w)), None)
-            t.add_row(r.metric, escape(r.a), escape(r.b), r.delta, r.percent, _style(r.verdict, style, "rich"))
+            colour = next((s for w, s in VERDICT_STYLE.items() if r.verdict.startswith(w)), None)
+            t.add_row(r.metric, escape(r.a), escape(r.b), r.delta, r.percent, style(r.verdict, colour, "rich"))
         say(t)
     say(escape("With repeats: median (min–max); 'inside noise' when the two [min, max] ranges overlap. "
                "Lower is better except decisions per s. A verdict against a single run is weak: repeat both."))

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from harness import repeat
 from harness.errors import ResultsError
-from harness.report import _ms, _style
+from harness.report import fmt_ms, style
 from harness.results import recorded_workload
 from harness.workload import CLUSTER_FAULTS, Rules
 
@@ -107,7 +107,7 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
     ok = worst <= limit_ms
     of = f"worst of {len(figures)} runs: " if len(figures) > 1 else ""
     return Verdict(req, MEETS if ok else FAILS,
-                   f"p99 {_ms(worst)} ms {when} {'≤' if ok else '>'} {limit_ms:,g} ms ({of}{file})")
+                   f"p99 {fmt_ms(worst)} ms {when} {'≤' if ok else '>'} {limit_ms:,g} ms ({of}{file})")
 
 
 def _engine_fault(rec: dict[str, Any]) -> bool:
@@ -226,7 +226,7 @@ def print_recommendation(req: Requirements, ev: Evidence, console: Console) -> N
     for engine, vs in verdicts.items():
         say(f"\n[bold]{escape(engine)}[/]")
         for v in vs:
-            status = _style(f"{v.status:<12}", STATUS_STYLE[v.status], "rich")
+            status = style(f"{v.status:<12}", STATUS_STYLE[v.status], "rich")
             say(f"  {v.requirement:<{width}}  {status}  {escape(v.why)}")
         for line in notes(engine, ev):
             say(f"  [yellow]{escape(line)}[/]")

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import ResultsError
-from harness.report import _ms
+from harness.report import fmt_ms
 
 REPEAT_FILE = "repeat.json"
 SUMMARY_FILE = "summary.json"
@@ -116,7 +116,7 @@ def fmt(metric: str, v: float | None) -> str:
     if v is None:
         return "—"
     if metric.endswith("_ms"):
-        return _ms(v)
+        return fmt_ms(v)
     if metric.endswith("_s") and not metric.endswith("_per_s"):
         # Output gaps are often tenths of a second: one decimal would hide their differences.
         return f"{v:.2f}" if abs(v) < 1 else f"{v:,.1f}"

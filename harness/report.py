@@ -12,7 +12,7 @@ from rich.table import Table
 from harness.console import console as default_console
 
 
-def _ms(v: float | None) -> str:
+def fmt_ms(v: float | None) -> str:
     if v is None:
         return "—"
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
@@ -23,18 +23,18 @@ Markup = Literal["plain", "rich", "html"]
 CSS_CLASS = {"green": "good", "red": "bad"}
 
 
-def _style(text: str, style: str | None, markup: Markup) -> str:
-    """`text` in `style` (green: as it should be; red: a problem), or as is."""
+def style(text: str, colour: str | None, markup: Markup) -> str:
+    """`text` in `colour` (green: as it should be; red: a problem), or as is."""
     if markup == "html":
         text = html.escape(text)
-        return f'<span class="{CSS_CLASS[style]}">{text}</span>' if style else text
-    return f"[{style}]{text}[/]" if markup == "rich" and style else text
+        return f'<span class="{CSS_CLASS[colour]}">{text}</span>' if colour else text
+    return f"[{colour}]{text}[/]" if markup == "rich" and colour else text
 
 
 def _count(v: int | None, markup: Markup) -> str:
     if v is None:
         return "—"
-    return _style(str(v), "green" if v == 0 else "red", markup)
+    return style(str(v), "green" if v == 0 else "red", markup)
 
 
 def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
@@ -43,12 +43,12 @@ def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
     parts = []
     for r in rec:
         if r.get("error"):
-            parts.append(_style("fault failed", "red", markup))
+            parts.append(style("fault failed", "red", markup))
         elif r.get("recovered"):
             parts.append(f"{r['output_gap_s']:.1f} / {r['recovery_time_s']:.1f}")
         else:
             reached = r.get("final_p99_ms")
-            parts.append(f"{r['output_gap_s']:.1f} / {_style('never', 'red', markup)} (p99 {_ms(reached)} ms)")
+            parts.append(f"{r['output_gap_s']:.1f} / {style('never', 'red', markup)} (p99 {fmt_ms(reached)} ms)")
     return "\n".join(parts)
 
 
@@ -60,7 +60,7 @@ def _backlog(tp: dict[str, Any], markup: Markup) -> str:
         return f"{tp['backlog_max']:,}"
     # Growing by more than 1 % of the offered rate: the engine is falling behind.
     behind = growth > 0.01 * tp["offered_per_s"]
-    return f"{tp['backlog_max']:,}\n" + _style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
+    return f"{tp['backlog_max']:,}\n" + style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
 
 
 COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
@@ -92,9 +92,9 @@ def _windows(w: dict[str, Any] | None, markup: Markup) -> str:
         return "—"
     counts = "/".join(_count(w[k], markup) for k in ("missing", "duplicates", "wrong"))
     if w["unexpected"]:
-        counts += " " + _style(f"+{w['unexpected']} unexpected", "red", markup)
+        counts += " " + style(f"+{w['unexpected']} unexpected", "red", markup)
     d = w["emission_delay_ms"]
-    return f"{counts}\n{_ms(d.get('p50'))} / {_ms(d.get('p99'))}"
+    return f"{counts}\n{fmt_ms(d.get('p50'))} / {fmt_ms(d.get('p99'))}"
 
 
 def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
@@ -104,7 +104,7 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
     windows = has_windows(summary)
     for e in summary.get("engines", []):
         if e.get("status") != "ok":
-            out.append([_style(e["engine"], None, markup), _style(str(e.get("status")), "red", markup),
+            out.append([style(e["engine"], None, markup), style(str(e.get("status")), "red", markup),
                         *["—"] * (len(columns(summary)) - 2)])
             continue
         lat = e["latency_ms"]
@@ -113,10 +113,10 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
         cpu = e["cpu_seconds"]
         kept = tp["driver_kept_schedule"]
         out.append([
-            _style(e["engine"], None, markup),
-            _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["p999"]), _ms(lat["max"]),
+            style(e["engine"], None, markup),
+            fmt_ms(lat["p50"]), fmt_ms(lat["p90"]), fmt_ms(lat["p99"]), fmt_ms(lat["p999"]), fmt_ms(lat["max"]),
             f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
-            _style("yes" if kept else "no", "green" if kept else "red", markup),
+            style("yes" if kept else "no", "green" if kept else "red", markup),
             _backlog(tp, markup),
             _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
             _recovery(e.get("recovery", []), markup),

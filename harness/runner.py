@@ -258,7 +258,8 @@ class EngineRun:
             recoveries.append({
                 "fault": ev.fault.model_dump(), "target": ev.target,
                 "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),
-                "recovered_after_s": None if ev.recovered_ns is None else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3),
+                "recovered_after_s": (None if ev.recovered_ns is None
+                                      else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3)),
                 "error": ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
                 # Copies received from this fault until the next one: what its replay duplicated.
                 "duplicates": int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
@@ -268,7 +269,8 @@ class EngineRun:
         for row in series:
             s = row["second"]
             row["offered"] = report.per_second_sent[s] if s < len(report.per_second_sent) else 0
-            row["driver_max_lag_ms"] = report.per_second_max_lag_ms[s] if s < len(report.per_second_max_lag_ms) else None
+            lags = report.per_second_max_lag_ms
+            row["driver_max_lag_ms"] = lags[s] if s < len(lags) else None
         backlog = metrics.backlog([int(r["offered"]) for r in series], [int(r["received"]) for r in series])
         for row, b in zip(series, backlog):
             row["backlog"] = b

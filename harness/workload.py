@@ -224,7 +224,8 @@ class Workload(Strict):
             raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
         for i, p in enumerate(self.phases):
             if p.start_s + p.duration_s > self.duration_s:
-                raise ValueError(f"phases.{i} ends at {p.start_s + p.duration_s} s, after duration_s ({self.duration_s})")
+                raise ValueError(f"phases.{i} ends at {p.start_s + p.duration_s} s, "
+                                 f"after duration_s ({self.duration_s})")
         ordered = sorted(self.phases, key=lambda p: p.start_s)
         for a, b in zip(ordered, ordered[1:]):
             if b.start_s < a.start_s + a.duration_s:

@@ -110,7 +110,8 @@ class KafkaTransactionsEngine:
         while time.monotonic() < deadline:
             for proc in self.instances.values():
                 if not proc.alive():
-                    raise ClusterError(f"{proc.name} exited while starting; last lines of {proc.log}:\n{tail(proc.log)}")
+                    raise ClusterError(f"{proc.name} exited while starting; "
+                                       f"last lines of {proc.log}:\n{tail(proc.log)}")
             try:
                 desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
                 if desc.state == ConsumerGroupState.STABLE and len(desc.members) == len(self.instances) and all(
@@ -141,7 +142,8 @@ class KafkaTransactionsEngine:
                 continue
             code = proc.exit_code()
             proc.stop()
-            events.append(f"{proc.name} exited by itself (code {code}); restarted. Last log lines:\n{tail(proc.log, 5)}")
+            events.append(f"{proc.name} exited by itself (code {code}); restarted. "
+                          f"Last log lines:\n{tail(proc.log, 5)}")
             self._launch(i)
         return events
 
