@@ -44,6 +44,12 @@ def engine_metrics(e: dict[str, Any]) -> dict[str, float | None]:
         "max_ms": lat["max"], "decisions_per_s": e["throughput"]["decisions_per_s"],
         "missing": c["missing"], "duplicates": c["duplicates"], "wrong": c["wrong"],
     }
+    w = e.get("windows")
+    if w:  # the event-time windows output (workload `windows`)
+        out.update({"windows_missing": w["missing"], "windows_duplicates": w["duplicates"],
+                    "windows_wrong": w["wrong"] + w["unexpected"],
+                    "windows_delay_p50_ms": w["emission_delay_ms"].get("p50"),
+                    "windows_delay_p99_ms": w["emission_delay_ms"].get("p99")})
     # Faults by position: every run of a workload has the same schedule.
     for i, r in enumerate(e.get("recovery", []), 1):
         out[f"fault{i}_output_gap_s"] = r.get("output_gap_s")

@@ -147,3 +147,11 @@ def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Pa
     result = json.loads((out / "repeat.json").read_text())
     assert len(result["runs"]) == 3 and all((out / r).is_dir() for r in result["runs"])
     assert result["engines"]["kafka"]["metrics"]["p99_ms"]["median"] == 200
+
+
+def test_a_run_with_windows_also_compares_the_windows_figures() -> None:
+    w = {"missing": 1, "duplicates": 0, "wrong": 2, "unexpected": 1, "emission_delay_ms": {"p50": 900.0, "p99": 1500.0}}
+    m = repeat.engine_metrics({**engine(), "windows": w})
+    assert (m["windows_missing"], m["windows_duplicates"], m["windows_wrong"], m["windows_delay_p99_ms"]) == \
+        (1, 0, 3, 1500.0)
+    assert "windows_missing" not in repeat.engine_metrics(engine())
