@@ -65,7 +65,7 @@ def _backlog(tp: dict[str, Any], markup: Markup) -> str:
 
 COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
            "wrong", "gap / recovery s", "CPU s eng/kafka"]
-WINDOWS_COLUMN = "windows miss/dup/wrong\ndelay p50 / p99 ms"
+WINDOWS_COLUMN = "windows\nmiss/dup/wrong\ndelay p50/p99 ms"
 WINDOWS_CAPTION = ("; windows = the event-time windows output against the oracle (missing, duplicated, wrong or "
                    "unexpected results), and the delay from a perfect watermark passing a window's end to its result")
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
@@ -192,7 +192,8 @@ def _metadata(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 PAGE_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
+.wide { overflow-x: auto; }
 table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: pre-line; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
@@ -214,8 +215,10 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
             f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-            "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns(summary)) + "</tr></thead>",
-            f"<tbody>{body_rows}</tbody></table><p class='caption'>{html.escape(caption(summary))}</p>"]
+            # A narrow window scrolls the table rather than cutting its last columns off.
+            "<div class='wide'><table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns(summary))
+            + "</tr></thead>",
+            f"<tbody>{body_rows}</tbody></table></div><p class='caption'>{html.escape(caption(summary))}</p>"]
     page += [f"<figure><figcaption>{html.escape(f.title)}</figcaption>{f.svg}</figure>" for f in figures]
     page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in note_lines) + "</ul>"
              if note_lines else ""]
