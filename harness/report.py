@@ -102,10 +102,11 @@ def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
     HTML page, or not at all."""
     out = []
     windows = has_windows(summary)
+    width = len(COLUMNS) + windows
     for e in summary.get("engines", []):
         if e.get("status") != "ok":
             out.append([style(e["engine"], None, markup), style(str(e.get("status")), "red", markup),
-                        *["—"] * (len(columns(summary)) - 2)])
+                        *["—"] * (width - 2)])
             continue
         lat = e["latency_ms"]
         tp = e["throughput"]
