@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import workload as workload_mod
-from harness.console import console
-from harness.errors import ShowdownError
-from harness.paths import CACHE, RESULTS, WORKLOADS
+from harness.support.console import console
+from harness.support.errors import ShowdownError, WorkloadError
+from harness.support.paths import CACHE, RESULTS, WORKLOADS
+from harness.workload import files as workload_mod
+from harness.workload.schema import Workload
 
 DEFAULT_WORKLOAD = WORKLOADS / "fraud-default.yaml"
 UP_STATE = CACHE / "up.json"
@@ -24,28 +25,31 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import report, runner
+    from harness.present import report
+    from harness.run import runner
 
     wl, text = workload_mod.load(args.workload)
     engines = args.engines.split(",") if args.engines else None
     if engines:
         unknown = [e for e in engines if e not in wl.engines]
         if unknown:
-            raise workload_mod.WorkloadError(
+            raise WorkloadError(
                 f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
     if args.repeat > 1:
         return _run_repeated(args, wl, text, engines)
     run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records,
                          args.backend)
+    report.write_report(run_dir)
     console.print()
     report.print_summary(run_dir.summary, console)
     console.print(f"\nsummary: {run_dir.path / 'summary.json'}")
     return 0 if run_dir.summary["status"] == "complete" else 1
 
 
-def _run_repeated(args: argparse.Namespace, wl: workload_mod.Workload, text: str, engines: list[str] | None) -> int:
-    from harness import repeat, report, runner
-    from harness.results import RunDir
+def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: list[str] | None) -> int:
+    from harness.present import repeat, report
+    from harness.results.store import RunDir
+    from harness.run import runner
 
     # Chosen once: every run of the set on the same backend.
     backend, _ = runner.choose_backend(args.backend)
@@ -54,6 +58,7 @@ def _run_repeated(args: argparse.Namespace, wl: workload_mod.Workload, text: str
     for i in range(args.repeat):
         console.rule(f"[bold]run {i + 1} of {args.repeat}")
         run_dir = runner.run(wl, str(args.workload), text, out, engines, args.keep_records, backend)
+        report.write_report(run_dir)
         console.print()
         report.print_summary(run_dir.summary, console)
         runs.append((run_dir.path.name, run_dir.summary))
@@ -67,8 +72,8 @@ def _run_repeated(args: argparse.Namespace, wl: workload_mod.Workload, text: str
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness import report
-    from harness.results import load_summary
+    from harness.present import report
+    from harness.results.store import load_summary
 
     summary = load_summary(Path(args.dir))
     report.print_summary(summary, console)
@@ -87,8 +92,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness import procs
-    from harness.clusters.local import LocalKafka
+    from harness.backends.local import LocalKafka
+    from harness.support import procs
 
     if UP_STATE.exists():
         console.print(f"A cluster is already up ({UP_STATE}); `showdown down` first.")
@@ -117,7 +122,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     import psutil
 
-    from harness import docker
+    from harness.backends import docker
 
     stopped = docker.stop_started_engine()
     if stopped:
@@ -145,8 +150,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from harness import artifacts, docker, engines, images, runner
-    from harness.engines import spark
+    from harness.backends import docker, images
+    from harness.engines import registry as engines
+    from harness.provision import artifacts
+    from harness.run import runner
 
     wl, _ = workload_mod.load(args.workload)
     artifacts.require_java()
@@ -158,35 +165,29 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if backend == "containers":
         # Built here rather than inside the first run, where it would delay an engine's start.
         console.print(f"Docker: {docker.ensure_engine()}")
-        kinds = {engines.kind(n) for n in wl.engines}
-        tags = [images.kafka_image()]
-        if kinds & {"kafka", "passthrough"}:
-            tags.append(images.python_image())
-        if "flink" in kinds:
-            tags.append(images.flink_image())
-        if "spark" in kinds:
-            tags.append(spark.image())
+        tags = list(dict.fromkeys([images.kafka_image(), *(engines.image(n) for n in wl.engines)]))
         console.print(f"[green]✓[/] images for the containers backend ({why}): {', '.join(tags)}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness import runner, sweep
+    from harness.present import report
+    from harness.run import runner, sweep
 
     wl, text = workload_mod.load(args.workload)
     engines = args.engines.split(",") if args.engines else list(wl.engines)
     unknown = [e for e in engines if e not in wl.engines]
     if unknown:
-        raise workload_mod.WorkloadError(
+        raise WorkloadError(
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
     backend, _ = runner.choose_backend(args.backend)
-    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend)
+    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report)
     console.print(f"\nsweep: {out / 'sweep.json'} (each step's run folder beside it)")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness import compare, repeat
+    from harness.present import compare, repeat
 
     a, b = repeat.load(Path(args.a)), repeat.load(Path(args.b))
     compare.print_comparison(a, b, args.a, args.b, console)
@@ -194,7 +195,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from harness import recommend
+    from harness.present import recommend
 
     req = recommend.Requirements(args.p99_ms, args.exactly_once, args.state_hours, args.rate)
     recommend.print_recommendation(req, recommend.gather([Path(p) for p in args.results]), console)
@@ -202,7 +203,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from harness import compose, docker
+    from harness.backends import docker
+    from harness.run import compose
 
     console.print(f"Docker: {docker.ensure_engine()}")
     env = compose.write(compose.Ports(args.kafka_port, args.flink_port, args.spark_port))
@@ -214,7 +216,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_driver_bench(args: argparse.Namespace) -> int:
-    from harness.selfbench import collector_max_rate, driver_max_rate
+    from harness.run.selfbench import collector_max_rate, driver_max_rate
 
     wl, _ = workload_mod.load(args.workload)
     report = driver_max_rate(wl, args.rate, args.seconds)
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted: stopped everything this run started[/]")
         return 130
     finally:
-        from harness import procs
+        from harness.support import procs
 
         procs.stop_all()
 

@@ -4,17 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from harness import workload
-from harness.paths import WORKLOADS
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
+from harness.workload.schema import Workload
 
 
 @pytest.fixture
-def smoke() -> workload.Workload:
+def smoke() -> Workload:
     wl, _ = workload.load(WORKLOADS / "smoke.yaml")
     return wl
 
 
-def make(**overrides: object) -> workload.Workload:
+def make(**overrides: object) -> Workload:
     """A small valid workload with `overrides` applied to its raw fields."""
     data: dict[str, object] = {"name": "t", "seed": 1, "duration_s": 10, "warmup_s": 1, "rate": 100}
     data.update(overrides)

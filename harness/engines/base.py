@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.clusters.base import KafkaCluster
-from harness.workload import Fault, Workload
+from harness.backends.base import KafkaCluster
+from harness.workload.schema import Fault, Workload
 
 
 @dataclass(frozen=True)

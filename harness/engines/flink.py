@@ -6,45 +6,26 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from harness import artifacts, images, venvs
-from harness.clusters.wheel import FlinkCluster, FlinkSettings, launcher_for
+from harness.backends import images
 from harness.engines.base import EngineContext
-from harness.errors import ClusterError
-from harness.paths import PIPELINES
-from harness.procs import exited_unasked, tail
-from harness.versions import pinned, runtime
-from harness.workload import Fault
+from harness.engines.clusters import FlinkCluster, FlinkSettings, launcher_for
+from harness.provision import artifacts, venvs
+from harness.provision.versions import pinned, runtime
+from harness.support.errors import ClusterError
+from harness.support.paths import PIPELINES
+from harness.support.procs import exited_unasked, tail
+from harness.workload.engine_options import KINDS, FlinkOptions
+from harness.workload.schema import Fault
 
 JOB = PIPELINES / "flink" / "job.py"
 RULES = PIPELINES / "rules.py"
 
 
-class FlinkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    parallelism: int = Field(2, ge=1, le=64)
-    taskmanagers: int = Field(1, ge=1, le=8)
-    slots: int = Field(2, ge=1, le=64)
-    # thread: Python runs inside the TaskManager (pemja), ~3x the keyed throughput of
-    # process mode here. Keyed state is not portable between the two modes.
-    execution_mode: Literal["thread", "process"] = "thread"
-    delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
-    checkpoint_interval_ms: int = Field(1_000, ge=100, le=600_000)
-    jobmanager_memory: str = Field("1g", pattern=r"^\d+[mg]$")
-    taskmanager_memory: str = Field("2g", pattern=r"^\d+[mg]$")
-    heartbeat_timeout_ms: int = Field(10_000, ge=2_000, le=300_000)
-    transaction_timeout_ms: int = Field(120_000, ge=10_000, le=900_000)
-    # CPU limit of each JobManager, TaskManager and CLI container (containers backend).
-    container_cpus: float = Field(2.0, gt=0, le=64)
-
-
 class FlinkEngine:
     applies_rules = True
-    fault_actions = frozenset({"kill:worker", "cancel-resubmit:job"})
+    fault_actions = KINDS["flink"].faults
 
     def __init__(self, name: str, options: FlinkOptions) -> None:
         self.name = name

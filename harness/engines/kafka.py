@@ -11,38 +11,20 @@ import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState
-from pydantic import BaseModel, ConfigDict, Field
 
-from harness.clusters.base import Worker
 from harness.engines.base import EngineContext
-from harness.errors import ClusterError
-from harness.paths import PIPELINES
-from harness.procs import tail
-from harness.versions import harness_versions
-from harness.workload import Fault
+from harness.provision.versions import harness_versions
+from harness.support.errors import ClusterError
+from harness.support.paths import PIPELINES
+from harness.support.procs import Worker, tail
+from harness.workload.engine_options import KINDS, KafkaOptions
+from harness.workload.schema import Fault
 
 PROCESSOR = PIPELINES / "kafka" / "processor.py"
 
 
-class KafkaOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    parallelism: int = Field(2, ge=1, le=64)
-    # How long a transaction stays open collecting batches: Kafka Streams' commit.interval.ms
-    # under exactly-once (default 100 ms). 0 commits after every poll: lowest latency,
-    # but one transaction per few records costs the broker a core on 2 cores.
-    commit_interval_ms: int = Field(100, ge=0, le=60_000)
-    max_batch: int = Field(500, ge=1, le=100_000)
-    fetch_wait_max_ms: int = Field(10, ge=0, le=5_000)
-    transaction_timeout_ms: int = Field(10_000, ge=1_000, le=900_000)
-    session_timeout_ms: int = Field(10_000, ge=6_000, le=300_000)
-    # Containers backend: each processor container's CPU and memory limits.
-    cpus: float = Field(1.0, gt=0, le=64)
-    memory_mb: int = Field(512, ge=128, le=65_536)
-
-
 class KafkaTransactionsEngine:
-    fault_actions = frozenset({"kill:worker"})
+    fault_actions = KINDS["kafka"].faults
 
     def __init__(self, name: str, options: KafkaOptions, applies_rules: bool) -> None:
         self.name = name

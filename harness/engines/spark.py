@@ -6,21 +6,21 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from harness import artifacts, images, venvs
-from harness.clusters.base import Worker
-from harness.clusters.local import package_home
-from harness.clusters.wheel import SparkCluster, SparkSettings, launcher_for
+from harness.backends import images
 from harness.engines.base import EngineContext
-from harness.errors import ClusterError
-from harness.paths import PIPELINES
-from harness.procs import exited_unasked, free_port, tail
-from harness.versions import pinned, runtime
-from harness.workload import Fault
+from harness.engines.clusters import SparkCluster, SparkSettings, launcher_for
+from harness.provision import artifacts, venvs
+from harness.provision.venvs import package_home
+from harness.provision.versions import pinned, runtime
+from harness.support.errors import ClusterError
+from harness.support.paths import PIPELINES
+from harness.support.procs import Worker, exited_unasked, free_port, tail
+from harness.workload.engine_options import KINDS, SparkOptions
+from harness.workload.schema import Fault
 
 JOB = PIPELINES / "spark" / "job.py"
 RULES = PIPELINES / "rules.py"
@@ -34,27 +34,6 @@ STATE_STORES = {
 def image() -> str:
     """The Spark image of the pinned runtime: its wheel and the connector jars it lacks."""
     return images.spark_image(connector_jars(venvs.ensure("spark", runtime("spark"))))
-
-
-class SparkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # kafka: Spark's own Kafka sink (at-least-once). transactional: foreachBatch with one
-    # Kafka transaction per micro-batch, skipping batches already committed.
-    sink: Literal["kafka", "transactional"] = "kafka"
-    # 0: start the next micro-batch as soon as the previous one ends.
-    trigger_interval_ms: int = Field(0, ge=0, le=600_000)
-    # Partitions of the per-user state (fixed for the life of a checkpoint).
-    shuffle_partitions: int = Field(2, ge=1, le=200)
-    state_store: Literal["rocksdb", "hdfs"] = "rocksdb"
-    worker_cores: int = Field(2, ge=1, le=64)
-    worker_memory: str = Field("2g", pattern=r"^\d+[mg]$")
-    executor_memory: str = Field("1g", pattern=r"^\d+[mg]$")
-    driver_memory: str = Field("1g", pattern=r"^\d+[mg]$")
-    daemon_memory: str = Field("512m", pattern=r"^\d+[mg]$")
-    transaction_timeout_ms: int = Field(60_000, ge=10_000, le=900_000)
-    # CPU limit of each Master, Worker and driver container (containers backend).
-    container_cpus: float = Field(2.0, gt=0, le=64)
 
 
 def _jar_artifact(path: Path) -> str:
@@ -75,7 +54,7 @@ def connector_jars(python: Path) -> list[Path]:
 
 class SparkEngine:
     applies_rules = True
-    fault_actions = frozenset({"kill:worker", "kill:executor", "kill:driver"})
+    fault_actions = KINDS["spark"].faults
 
     def __init__(self, name: str, options: SparkOptions) -> None:
         self.name = name

@@ -6,8 +6,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import checker, generator, oracle
-from harness.collector import DECISION_CODES, REASON_CODES, RECEIVED
+from harness.judge import checker, oracle
+from harness.load import generator
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
 from tests.conftest import make
 
 pytestmark = pytest.mark.selfbench

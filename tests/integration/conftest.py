@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness import procs
-from harness.docker import DAEMON_PID
-from harness.paths import CACHE
+from harness.backends.docker import DAEMON_PID
+from harness.support import procs
+from harness.support.paths import CACHE
 
 
 def _ours() -> set[int]:

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from harness import compose, docker
-from harness.errors import SetupError
-from harness.procs import free_port
+from harness.backends import docker
+from harness.run import compose
+from harness.support.errors import SetupError
+from harness.support.procs import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,11 @@ import json
 import pytest
 import yaml
 
-from harness import docker, runner, workload
-from harness.errors import SetupError
-from harness.paths import WORKLOADS
+from harness.backends import docker
+from harness.run import runner
+from harness.support.errors import SetupError
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 

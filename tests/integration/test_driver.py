@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import workload
-from harness.paths import WORKLOADS
-from harness.selfbench import driver_max_rate
+from harness.run.selfbench import driver_max_rate
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import runner, workload
-from harness.paths import WORKLOADS
+from harness.present import report
+from harness.run import runner
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 
@@ -17,6 +19,7 @@ pytestmark = pytest.mark.integration
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     wl, text = workload.load(WORKLOADS / "smoke.yaml")
     run_dir = runner.run(wl, "workloads/smoke.yaml", text, tmp_path_factory.mktemp("results"), keep_records=True)
+    report.write_report(run_dir)  # as `showdown run` does
     summary = json.loads((run_dir.path / "summary.json").read_text())
     summary["_path"] = str(run_dir.path)
     return summary

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import runner, workload
-from harness.paths import WORKLOADS
+from harness.run import runner
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import json
 import pytest
 import yaml
 
-from harness import runner, workload
-from harness.paths import WORKLOADS
+from harness.run import runner
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 

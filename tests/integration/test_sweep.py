@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import sweep, workload
-from harness.paths import WORKLOADS
+from harness.run import sweep
+from harness.support.paths import WORKLOADS
+from harness.workload import files as workload
 
 pytestmark = pytest.mark.integration
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.checker import check
-from harness.collector import DECISION_CODES, REASON_CODES, RECEIVED
-from harness.oracle import Decision
+from harness.judge.checker import check
+from harness.judge.oracle import Decision
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
 
 ORACLE = [
     Decision(0, 10, "APPROVE", None, 100, 1),

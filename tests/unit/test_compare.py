@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import cli, compare, repeat
-from harness.repeat import stats
+from harness import cli
+from harness.present import compare, repeat
+from harness.present.repeat import stats
 from tests.unit.test_repeat import SMOKE_TEXT, engine, summary, write_repeat, write_run
 
 

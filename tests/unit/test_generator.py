@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from harness import generator
-from harness.oracle import decide
-from harness.workload import Workload
+from harness.judge.oracle import decide
+from harness.load import generator
+from harness.workload.schema import Workload
 from tests.conftest import make
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import metrics
-from harness.collector import RECEIVED
+from harness.judge import metrics
+from harness.load.history import RECEIVED
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -123,7 +123,7 @@ def test_quiet_seconds_before_the_backlog_ages_are_not_a_recovery() -> None:
 
 
 def test_latency_growth_is_near_zero_when_keeping_up_and_the_backlog_when_not() -> None:
-    from harness.metrics import latency_growth_ms
+    from harness.judge.metrics import latency_growth_ms
 
     sent = np.arange(0, 60_000_000_000, 10_000_000, dtype=np.int64)  # 100/s for 60 s
     steady = np.zeros(len(sent), dtype=[("sent_ns", "i8"), ("recv_ns", "i8")])

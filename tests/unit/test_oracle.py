@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from harness.generator import Txn
-from harness.oracle import Decision, decide
-from harness.workload import Rules
+from harness.judge.oracle import Decision, decide
+from harness.load.generator import Txn
+from harness.workload.schema import Rules
 
 RULES = Rules(window_s=100, spend_limit_cents=1000, velocity_window_s=10, velocity_limit=3, allowed_lateness_s=5)
 

@@ -2,9 +2,9 @@
 is a logic bug, not a delivery problem."""
 from __future__ import annotations
 
-from harness.generator import generate
-from harness.oracle import decide
-from harness.workload import Workload
+from harness.judge.oracle import decide
+from harness.load.generator import generate
+from harness.workload.schema import Workload
 from pipelines.rules import Rules as PipelineRules
 from pipelines.rules import UserState
 from tests.conftest import make

@@ -7,9 +7,24 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness import cli, recommend, repeat
-from harness.recommend import FAILS, MEETS, NOT_MEASURED, EngineRun, Evidence, Requirements
-from tests.unit.test_repeat import SMOKE_TEXT, engine, fault, summary, write_repeat, write_run
+from harness import cli
+from harness.present import recommend, repeat
+from harness.present.recommend import (
+    FAILS,
+    MEETS,
+    NOT_MEASURED,
+    EngineRun,
+    Evidence,
+    Requirements,
+)
+from tests.unit.test_repeat import (
+    SMOKE_TEXT,
+    engine,
+    fault,
+    summary,
+    write_repeat,
+    write_run,
+)
 
 
 def runs(*entries: tuple[dict[str, Any], str]) -> list[EngineRun]:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from harness import cli, repeat
-from harness.paths import WORKLOADS
-from harness.results import RunDir
+from harness import cli
+from harness.present import repeat
+from harness.results.store import RunDir
+from harness.support.paths import WORKLOADS
 
 SMOKE_TEXT = "name: smoke\nseed: 7\nduration_s: 30\nrate: 200\nrules: {window_s: 3600}\n"
 
@@ -128,7 +129,7 @@ def test_repeat_must_be_a_positive_count(value: str, capsys: pytest.CaptureFixtu
 
 def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import runner
+    from harness.run import runner
 
     p99s = iter([100.0, 300.0, 200.0])
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import generator
-from harness.checker import check_windows
-from harness.collector import WINDOW_RECEIVED
-from harness.errors import WorkloadError
-from harness.generator import Txn
-from harness.oracle import windows
-from harness.workload import Rules, Windows
+from harness.judge.checker import check_windows
+from harness.judge.oracle import windows
+from harness.load import generator
+from harness.load.generator import Txn
+from harness.load.history import WINDOW_RECEIVED
+from harness.support.errors import WorkloadError
+from harness.workload.schema import Rules, Windows
 from tests.conftest import make
 
 MIN = 60_000
@@ -73,7 +73,7 @@ def test_windows_forbid_events_beyond_the_lateness_and_wide_disorder() -> None:
 
 
 def test_the_table_has_a_windows_column_only_when_the_run_has_windows() -> None:
-    from harness import report
+    from harness.present import report
 
     lat = {k: 1.0 for k in ("p50", "p90", "p99", "p999", "max")}
     engine = {"engine": "kafka", "status": "ok", "latency_ms": lat,

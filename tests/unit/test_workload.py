@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import workload
-from harness.errors import WorkloadError
-from harness.paths import ROOT, WORKLOADS
+from harness.support.errors import WorkloadError
+from harness.support.paths import ROOT, WORKLOADS
+from harness.workload import files as workload
 from tests.conftest import make
 
 

@@ -1,0 +1,149 @@
+"""Container images, built locally: a Debian base (pulled, or bootstrapped when no registry
+answers) and one image per service from docker/<service>/, tagged by a hash of their inputs
+and not rebuilt while that tag exists."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness.backends import docker
+from harness.provision import artifacts
+from harness.provision.versions import pinned, python_package, runtime
+from harness.support.console import console
+from harness.support.errors import SetupError
+from harness.support.paths import CACHE, ROOT
+
+DOCKERFILES = ROOT / "docker"
+DEFAULT_BASE = "debian:bookworm-slim"
+DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+BOOTSTRAP = DOCKERFILES / "base" / "bootstrap.sh"
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def base_image() -> str:
+    """BASE_IMAGE if set; else Debian's slim image if present or pullable; else a minimal
+    bookworm bootstrapped here with debootstrap and imported (no registry needed)."""
+    wanted = os.environ.get("BASE_IMAGE")
+    if wanted:
+        if not docker.image_exists(wanted):
+            docker.run("pull", wanted, timeout_s=600)
+        return wanted
+    if docker.image_exists(DEFAULT_BASE):
+        return DEFAULT_BASE
+    with console.status(f"Pulling {DEFAULT_BASE}"):
+        try:
+            pulled = subprocess.run([docker.cli(), "pull", DEFAULT_BASE], capture_output=True, timeout=120)
+            if pulled.returncode == 0:
+                return DEFAULT_BASE
+        except subprocess.TimeoutExpired:
+            pass
+    tag = f"showdown/base:bookworm-{_digest(BOOTSTRAP.read_bytes(), DEBIAN_MIRROR)}"
+    if docker.image_exists(tag):
+        return tag
+    debootstrap = artifacts.require_tool("debootstrap", "Install it: `apt-get install debootstrap`.")
+    console.print(f"No registry answers for {DEFAULT_BASE}: bootstrapping Debian bookworm into {tag}")
+    (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE / "tmp"))
+    log = CACHE / "images" / "base-bootstrap.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        with console.status("debootstrap --variant=minbase bookworm (about a minute)"), open(log, "w") as out:
+            code = subprocess.run(["bash", str(BOOTSTRAP), str(work / "rootfs"), DEBIAN_MIRROR, tag],
+                                  stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DEBOOTSTRAP": debootstrap}
+                                  ).returncode
+        if code != 0:
+            raise SetupError(f"bootstrapping the base image failed; last lines of {log}:\n"
+                             + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(f"[green]✓[/] base image {tag} in {time.monotonic() - t0:.0f} s")
+    return tag
+
+
+def kafka_image() -> str:
+    """The Kafka broker: a headless JRE plus the very jars the local backend runs."""
+    return _build("kafka", {"libs": sorted(artifacts.jars("kafka").glob("*.jar"))})
+
+
+def python_image() -> str:
+    """The Kafka processors' runtime: Python with the harness's own confluent-kafka."""
+    return _build("python", {}, {"CONFLUENT_KAFKA": python_package("confluent-kafka")}, extra_ca=True)
+
+
+def flink_image() -> str:
+    """JobManager, TaskManager and CLI: the pinned apache-flink wheel and its connector jar."""
+    jars = sorted(artifacts.jars("flink").glob("flink-sql-connector-kafka-*.jar"))
+    return _build("flink", {"jars": jars}, {"REQUIREMENTS": " ".join(runtime("flink"))}, extra_ca=True)
+
+
+def spark_image(jars: list[Path]) -> str:
+    """Master, Worker and driver: the pinned pyspark wheel, the job's Python packages and
+    `jars`, the connector jars the wheel lacks."""
+    return _build("spark", {"jars": jars}, {"REQUIREMENTS": " ".join(runtime("spark"))}, extra_ca=True)
+
+
+def _extra_ca() -> bytes:
+    """The CA bundle HTTPS needs here (EXTRA_CA_FILE, else the one pip or requests use)."""
+    for var in ("EXTRA_CA_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(var)
+        if path and Path(path).is_file():
+            return Path(path).read_bytes()
+    return b""
+
+
+def _build(service: str, staged: dict[str, list[Path]], build_args: dict[str, str] | None = None,
+           extra_ca: bool = False) -> str:
+    """Build docker/<service>/ with each `staged` list of files copied into a folder of
+    that name in its context."""
+    base = base_image()
+    build_args = build_args or {}
+    ca = _extra_ca() if extra_ca else b""
+    source = DOCKERFILES / service
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    inputs: list[str | bytes] = [base, repr(pinned().get(service, {})), repr(sorted(build_args.items())), ca]
+    for p in files:
+        inputs += [str(p.relative_to(source)), p.read_bytes()]
+    for name, files in sorted(staged.items()):
+        inputs += [name, *sorted(f.name for f in files)]
+    tag = f"showdown/{service}:{_digest(*inputs)}"
+    if docker.image_exists(tag):
+        return tag
+    log = CACHE / "images" / f"{service}-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"ctx-{service}-", dir=CACHE / "tmp") as ctx:
+        shutil.copytree(source, ctx, dirs_exist_ok=True)
+        for name, files in staged.items():
+            (Path(ctx) / name).mkdir()
+            for f in files:
+                shutil.copy(f, Path(ctx) / name / f.name)
+        if extra_ca:
+            (Path(ctx) / "ca-bundle.crt").write_bytes(ca)
+        t0 = time.monotonic()
+        with console.status(f"Building image {tag} (log: {log})"), open(log, "w") as out:
+            args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
+            code = subprocess.run([docker.cli(), "build", *args, "--build-arg", f"BASE_IMAGE={base}", "--label",
+                                   docker.LABEL, "-t", tag, ctx], stdout=out, stderr=subprocess.STDOUT,
+                                  env=docker.BUILD_ENV).returncode
+    if code != 0:
+        raise SetupError(f"building {tag} failed; last lines of {log}:\n"
+                         + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+    console.print(f"[green]✓[/] image {tag} built in {time.monotonic() - t0:.0f} s")
+    # Earlier builds of this service (other versions or inputs) are 100s of MB each.
+    for old in docker.run("images", f"showdown/{service}", "--format", "{{.Repository}}:{{.Tag}}").split():
+        if old != tag:
+            docker.run("rmi", old, check=False)
+    return tag

@@ -1,0 +1,273 @@
+"""The `local` backend: Kafka (KRaft) and the engines' clusters as local processes on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness.provision import artifacts
+from harness.provision.venvs import package_home
+from harness.provision.versions import pinned
+from harness.support.console import console
+from harness.support.errors import ClusterError
+from harness.support.paths import CACHE, PIPELINES, ROOT
+from harness.support.procs import ManagedProcess, Worker, free_port, tail
+from harness.workload.schema import KafkaSettings
+
+# The brokers' logging, shared with the Kafka container image.
+KAFKA_LOG4J2 = ROOT / "docker" / "kafka" / "log4j2.yaml"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def broker_properties(node: int, replication: int, voters: str, listeners: str, advertised: str,
+                      inter_broker: str, log_dir: str) -> str:
+    """server.properties of a combined broker+controller node, for either backend."""
+    min_isr = 2 if replication >= 3 else 1
+    names = {entry.split("://")[0] for entry in listeners.split(",")}
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": node,
+        "controller.quorum.voters": voters,
+        "listeners": listeners,
+        "advertised.listeners": advertised,
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": ",".join(f"{n}:PLAINTEXT" for n in sorted(names)),
+        "inter.broker.listener.name": inter_broker,
+        "log.dirs": log_dir,
+        "auto.create.topics.enable": "false",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replication,
+        # Fewer internal partitions than the defaults (50): faster start on 2 cores.
+        "offsets.topic.num.partitions": 8,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        "transaction.state.log.num.partitions": 8,
+        "group.initial.rebalance.delay.ms": 0,
+        # A killed broker restarted in place registers again only once its previous
+        # incarnation's session expired (default 9 s: a restart took 15 s instead of 7).
+        "broker.session.timeout.ms": 4000,
+        "broker.heartbeat.interval.ms": 1000,
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+class Brokers:
+    """What the Kafka clusters of both backends share: settings, the admin client, topics."""
+
+    def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.bootstrap = ""
+        self.nodes: dict[int, Worker] = {}  # node id -> its current process or container
+        self._admin: AdminClient | None = None
+
+    def start_node(self, node: int) -> None:
+        """Start `node` (again) on its data folder."""
+        raise NotImplementedError
+
+    def _node(self, instance: int) -> int:
+        return sorted(self.nodes)[instance % len(self.nodes)]
+
+    def kill_broker(self, instance: int) -> str:
+        node = self._node(instance)
+        proc = self.nodes[node]
+        proc.kill()
+        return f"Kafka broker {node} ({proc.ident})"
+
+    def restart_broker(self, instance: int) -> None:
+        self.start_node(self._node(instance))
+
+    @property
+    def version(self) -> str:
+        return str(pinned()["kafka"]["version"])
+
+    @property
+    def replication(self) -> int:
+        return self.settings.brokers
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None:
+        # Records carry event-time timestamps (Flink's sink writes the element's), which lie
+        # in the workload's virtual past: time-based retention would delete them mid-run.
+        settings = {"retention.ms": "-1", "retention.bytes": "-1", **(config or {})}
+        topics = [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=settings)
+                  for n in names]
+        for name, fut in self.admin().create_topics(topics, operation_timeout=30).items():
+            try:
+                fut.result(timeout=60)
+            except Exception as e:
+                raise ClusterError(f"could not create topic {name}: {e}") from None
+
+
+class LocalKafka(Brokers):
+    """One broker (or three, for replication) in combined broker+controller mode."""
+
+    backend = "local"
+
+    def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
+        super().__init__(settings, log_dir)
+        self.nodes: dict[int, ManagedProcess] = {}
+        self._started: list[ManagedProcess] = []  # also the killed ones, for CPU totals
+        self._ports: dict[int, tuple[int, int]] = {}
+        self._data: Path | None = None
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self._data
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        java = artifacts.require_java()
+        lib = artifacts.jars("kafka")
+        (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+        self._data = Path(tempfile.mkdtemp(prefix="kafka-", dir=CACHE / "tmp"))
+        n = self.settings.brokers
+        self._ports = {i: (free_port(), free_port()) for i in range(1, n + 1)}
+        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self._ports.items())
+        cluster_id = uuid.uuid4().hex[:22]
+        log4j = self._data / "log4j2.yaml"
+        shutil.copy(KAFKA_LOG4J2, log4j)
+        classpath = f"{lib}/*"
+        t0 = time.monotonic()
+        with console.status(f"Starting Kafka {self.version} ({n} broker{'s' if n > 1 else ''}, KRaft)"):
+            for node in self._ports:
+                props = self._write_properties(node, voters)
+                fmt = ManagedProcess(
+                    f"kafka-format-{node}",
+                    [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
+                     "format", "-t", cluster_id, "-c", str(props),
+                     "--feature", f"transaction.version={self.settings.transaction_version}"],
+                    self.log_dir / f"kafka-{node}-format.log",
+                )
+                if fmt.popen.wait(timeout=120) != 0:
+                    raise ClusterError(f"formatting Kafka storage failed:\n{tail(fmt.log)}")
+                fmt.stop()
+            for node in self._ports:
+                self.start_node(node)
+            self.bootstrap = ",".join(f"127.0.0.1:{p}" for p, _ in self._ports.values())
+            self._await_ready(timeout_s)
+        console.print(f"[green]✓[/] Kafka {self.version} ready at {self.bootstrap} in {time.monotonic() - t0:.1f} s")
+        return self.bootstrap
+
+    def start_node(self, node: int) -> None:
+        assert self._data is not None
+        java = artifacts.require_java()
+        heap = self.settings.heap_mb
+        self.nodes[node] = proc = ManagedProcess(
+            f"kafka-{node}",
+            [java, f"-Xms{heap}m", f"-Xmx{heap}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self._data / 'log4j2.yaml'}",
+             "-cp", f"{artifacts.jars('kafka')}/*", "kafka.Kafka", str(self._data / f"server-{node}.properties")],
+            self.log_dir / f"kafka-{node}.log",
+        )
+        self._started.append(proc)
+
+    def _write_properties(self, node: int, voters: str) -> Path:
+        assert self._data is not None
+        port, controller = self._ports[node]
+        path = self._data / f"server-{node}.properties"
+        path.write_text(broker_properties(
+            node, self.replication, voters,
+            listeners=f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            advertised=f"PLAINTEXT://127.0.0.1:{port}", inter_broker="PLAINTEXT",
+            log_dir=str(self._data / f"node-{node}")))
+        return path
+
+    def _await_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        admin: AdminClient | None = None
+        while True:
+            dead = [p for p in self.nodes.values() if not p.alive()]
+            if dead:
+                raise ClusterError(f"Kafka broker {dead[0].name} exited while starting; last lines of {dead[0].log}:\n"
+                                   f"{tail(dead[0].log)}")
+            # A client made before the port listens would log every refused connection.
+            if admin is None and all(_listening(p) for p, _ in self._ports.values()):
+                admin = self.admin()
+            if admin is not None:
+                try:
+                    md = admin.list_topics(timeout=2)
+                    if len(md.brokers) == len(self.nodes):
+                        return
+                except Exception:  # listening, but not answering metadata requests yet
+                    pass
+            if time.monotonic() > deadline:
+                p = next(iter(self.nodes.values()))
+                raise ClusterError(f"Kafka did not answer a metadata request within {timeout_s:.0f} s; "
+                                   f"last lines of {p.log}:\n{tail(p.log)}")
+            time.sleep(0.3)
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds for p in self._started)
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.backend, "heap_mb": self.settings.heap_mb}
+
+    @property
+    def engine_bootstrap(self) -> str:
+        return self.bootstrap
+
+    def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
+                      cpus: float, memory_mb: int) -> ManagedProcess:
+        # Limits apply to containers; a local process shares the machine like everything else.
+        return ManagedProcess(name, [sys.executable, "-u", str(script), *args], log,
+                              env={**os.environ, **env, "PYTHONPATH": str(PIPELINES)})
+
+    def stop(self) -> None:
+        self._admin = None
+        for p in self.nodes.values():
+            p.stop(grace_s=10)
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)
+            self._data = None
+
+
+class LocalLauncher:
+    """Engine cluster processes as local processes on 127.0.0.1, each in its own group."""
+
+    backend = "local"
+    bind = "127.0.0.1"
+
+    def __init__(self, python: Path, package: str) -> None:
+        artifacts.require_java()
+        self.python = python
+        self.home = self.wheel_home = package_home(python, package)
+
+    def address(self, alias: str) -> str:
+        return "127.0.0.1"
+
+    def jar(self, jar: Path) -> Path:
+        return jar
+
+    def share(self, path: Path) -> None:
+        pass  # one filesystem
+
+    def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
+               memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> ManagedProcess:
+        # Limits apply to containers; a local process shares the machine like everything else.
+        # The runtime's venv comes first on PATH: pemja (Flink's thread mode) embeds whichever
+        # python is found there, not python.executable.
+        path = f"{self.python.parent}:{os.environ.get('PATH', '')}"
+        return ManagedProcess(name, argv, log, env={**os.environ, **env, "PATH": path})
+
+    def describe(self) -> dict[str, object]:
+        return {"python": str(self.python)}

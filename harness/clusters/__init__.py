@@ -1,1 +1,0 @@
-"""Cluster backends: where Kafka (and later the engines' clusters) run."""

@@ -1,0 +1,1 @@
+"""Views of results: the table and report, charts, repeat, compare, recommend."""

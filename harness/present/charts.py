@@ -1,0 +1,202 @@
+"""The figures of a run's report, drawn from what the run wrote: summary.json,
+timeseries.csv and each engine's received.npy. Each figure comes back as SVG text (for the
+self-contained HTML page) and is saved as PNG (for report.md)."""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from harness.judge.metrics import first_copies, rolling_p99  # noqa: E402
+from harness.results.store import recorded_workload  # noqa: E402
+
+STEP_NS = 500_000_000  # the latency-over-time curve's resolution
+
+# A figure per question a reader asks of the run.
+TITLES = {
+    "latency": "Latency over time (SPEC 4's rolling p99, log scale)",
+    "cdf": "Latency distribution (after warm-up)",
+    "throughput": "Throughput: offered by the driver vs decisions received",
+    "backlog": "Backlog (consumer lag): records sent but not yet decided",
+    "recovery": "Faults: output gap and time to recover",
+}
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    title: str
+    svg: str
+    png: Path
+
+
+@dataclass(frozen=True)
+class Markers:
+    events: list[tuple[float, str]]  # faults and the schema switch: (seconds after the load start, label)
+    phases: list[tuple[float, float, float]]  # (start s, end s, rate multiplier)
+    warmup_s: float
+
+
+def markers(summary: dict[str, Any]) -> Markers:
+    wl = recorded_workload(summary.get("metadata", {}))
+    events = [(float(f["at_s"]), f"{f.get('action', 'kill')} {f.get('target', 'worker')}")
+              for f in wl.get("faults", [])]
+    if wl.get("schema_v2_from_s") is not None:
+        events.append((float(wl["schema_v2_from_s"]), "schema v2"))
+    phases = [(float(p["start_s"]), float(p["start_s"]) + float(p["duration_s"]), float(p["multiplier"]))
+              for p in wl.get("phases", [])]
+    return Markers(events, phases, float(wl.get("warmup_s", 10.0)))
+
+
+def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:
+    rows: dict[str, list[dict[str, float | None]]] = defaultdict(list)
+    path = run_dir / "timeseries.csv"
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            rows[r["engine"]].append({k: (float(v) if v not in ("", None) else None)
+                                      for k, v in r.items() if k != "engine"})
+    return dict(rows)
+
+
+def _mark(ax: Any, m: Markers) -> None:
+    for start, end, mult in m.phases:
+        ax.axvspan(start, end, color="orange", alpha=0.12, label=f"x{mult:g} rate")
+    for at, label in m.events:
+        ax.axvline(at, color="red", linestyle="--", linewidth=1)
+        ax.annotate(label, (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", color="red", fontsize=8)
+
+
+def _save(fig: Figure, name: str, out: Path) -> Chart:
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return Chart(name, TITLES[name], svg[svg.index("<svg"):], png)
+
+
+def _over_time(fig: Figure, ax: Any, ylabel: str, m: Markers, name: str, out: Path) -> Chart:
+    """The common end of every chart over the run's seconds: labels, markers, legend, grid."""
+    ax.set_xlabel("seconds after the load started")
+    ax.set_ylabel(ylabel)
+    _mark(ax, m)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, name, out)
+
+
+def _decisions(run_dir: Path, e: dict[str, Any]) -> np.ndarray | None:
+    path = run_dir / "logs" / e["engine"] / "received.npy"
+    if e.get("status") != "ok" or not path.exists() or "load_start_ns" not in e:
+        return None
+    return first_copies(np.load(path))
+
+
+def _latency_over_time(run_dir: Path, summary: dict[str, Any], m: Markers, out: Path) -> Chart:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for e in summary["engines"]:
+        first = _decisions(run_dir, e)
+        if first is None or len(first) == 0:
+            continue
+        start = e["load_start_ns"]
+        xs = np.arange(start + STEP_NS, int(first["recv_ns"].max()) + 1, STEP_NS)
+        # SPEC 4's rolling p99, backlog included: an outage shows as a ramp, not a hole.
+        ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e["engine"], linewidth=1.2)
+    ax.set_yscale("log")
+    ax.axvspan(0, m.warmup_s, color="grey", alpha=0.1, label="warm-up")
+    return _over_time(fig, ax, "rolling 1-s p99 (ms), pending records included", m, "latency", out)
+
+
+def _cdf(run_dir: Path, summary: dict[str, Any], m: Markers, out: Path) -> Chart:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for e in summary["engines"]:
+        first = _decisions(run_dir, e)
+        if first is None:
+            continue
+        keep = first["sent_ns"] >= e["load_start_ns"] + int(m.warmup_s * 1e9)
+        lat = np.sort((first["recv_ns"][keep] - first["sent_ns"][keep]) / 1e6)
+        if len(lat):
+            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=e["engine"], linewidth=1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("fraction of decisions")
+    for q in (0.5, 0.99):
+        ax.axhline(q, color="grey", linewidth=0.8, linestyle=":")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, "cdf", out)
+
+
+def _throughput(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    offered_drawn = False
+    for engine, rows in series.items():
+        xs = [r["second"] for r in rows]
+        if not offered_drawn:  # the same schedule for every engine
+            ax.plot(xs, [r["offered"] for r in rows], color="black", linestyle="--", linewidth=1, label="offered")
+            offered_drawn = True
+        ax.plot(xs, [r["received"] for r in rows], label=f"{engine} out", linewidth=1.2)
+    return _over_time(fig, ax, "records per second", m, "throughput", out)
+
+
+def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart | None:
+    drawn = False
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for engine, rows in series.items():
+        if rows and rows[0].get("backlog") is not None:  # runs from before the column have none
+            ax.plot([r["second"] for r in rows], [r["backlog"] for r in rows], label=engine, linewidth=1.2)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    return _over_time(fig, ax, "records sent, not yet decided", m, "backlog", out)
+
+
+def _recovery(summary: dict[str, Any], out: Path) -> Chart | None:
+    bars = [(e["engine"], r) for e in summary["engines"] if e.get("status") == "ok" for r in e.get("recovery", [])
+            if not r.get("error")]
+    if not bars:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
+    for i, (engine, r) in enumerate(bars):
+        at = r["at_s"]
+        ax.barh(i, r["output_gap_s"], left=at, color="tab:red", alpha=0.8,
+                label="longest silence (its length, drawn from the fault)" if i == 0 else None)
+        if r.get("recovered"):
+            ax.barh(i, r["recovery_time_s"], left=at, color="tab:orange", alpha=0.3,
+                    label="until p99 back for good" if i == 0 else None)
+        else:
+            ax.annotate("never recovered", (at + r["output_gap_s"], i), xytext=(4, -3), textcoords="offset points",
+                        fontsize=8, color="tab:red")
+    ax.set_yticks(range(len(bars)), [f"{e}: {r['fault']['action']} {r['fault']['target']}" for e, r in bars],
+                  fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(left=0)
+    ax.set_xlabel("seconds after the load started")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, "recovery", out)
+
+
+def draw(run_dir: Path, summary: dict[str, Any], out: Path) -> list[Chart]:
+    m = markers(summary)
+    series = timeseries(run_dir)
+    charts = [_latency_over_time(run_dir, summary, m, out), _cdf(run_dir, summary, m, out),
+              _throughput(series, m, out)]
+    extra = [_backlog(series, m, out), _recovery(summary, out)]
+    return charts + [c for c in extra if c]

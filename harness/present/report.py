@@ -1,0 +1,255 @@
+"""The comparison table, one row per engine, from a summary.json."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.results.store import RunDir
+from harness.support.console import console as default_console
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+# How cells are marked up: plain text (report.md), rich markup (the console), HTML (report.html).
+Markup = Literal["plain", "rich", "html"]
+CSS_CLASS = {"green": "good", "red": "bad"}
+
+
+def style(text: str, colour: str | None, markup: Markup) -> str:
+    """`text` in `colour` (green: as it should be; red: a problem), or as is."""
+    if markup == "html":
+        text = html.escape(text)
+        return f'<span class="{CSS_CLASS[colour]}">{text}</span>' if colour else text
+    return f"[{colour}]{text}[/]" if markup == "rich" and colour else text
+
+
+def _count(v: int | None, markup: Markup) -> str:
+    if v is None:
+        return "—"
+    return style(str(v), "green" if v == 0 else "red", markup)
+
+
+def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
+    if not rec:
+        return "—"
+    parts = []
+    for r in rec:
+        if r.get("error"):
+            parts.append(style("fault failed", "red", markup))
+        elif r.get("recovered"):
+            parts.append(f"{r['output_gap_s']:.1f} / {r['recovery_time_s']:.1f}")
+        else:
+            reached = r.get("final_p99_ms")
+            parts.append(f"{r['output_gap_s']:.1f} / {style('never', 'red', markup)} (p99 {fmt_ms(reached)} ms)")
+    return "\n".join(parts)
+
+
+def _backlog(tp: dict[str, Any], markup: Markup) -> str:
+    if "backlog_max" not in tp:  # results from before the backlog was recorded
+        return "—"
+    growth = tp.get("backlog_growth_per_s")
+    if growth is None:
+        return f"{tp['backlog_max']:,}"
+    # Growing by more than 1 % of the offered rate: the engine is falling behind.
+    behind = growth > 0.01 * tp["offered_per_s"]
+    return f"{tp['backlog_max']:,}\n" + style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
+
+
+COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
+           "wrong", "gap / recovery s", "CPU s eng/kafka"]
+WINDOWS_COLUMN = "windows\nmiss/dup/wrong\ndelay p50/p99 ms"
+WINDOWS_CAPTION = ("; windows = the event-time windows output against the oracle (missing, duplicated, wrong or "
+                   "unexpected results), and the delay from a perfect watermark passing a window's end to its result")
+CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
+           "fault; recovery = until p99 is back (SPEC 4); backlog = most records sent but not yet decided, "
+           "and its growth per second in the steady load (after warm-up, before a surge or fault); CPU = seconds "
+           "used during the load and drain")
+
+
+def has_windows(summary: dict[str, Any]) -> bool:
+    return any(e.get("windows") for e in summary.get("engines", []))
+
+
+def columns(summary: dict[str, Any]) -> list[str]:
+    """The table's columns: the windows output's only when the run has one."""
+    return [*COLUMNS, WINDOWS_COLUMN] if has_windows(summary) else COLUMNS
+
+
+def caption(summary: dict[str, Any]) -> str:
+    return CAPTION + (WINDOWS_CAPTION if has_windows(summary) else "")
+
+
+def _windows(w: dict[str, Any] | None, markup: Markup) -> str:
+    if not w:
+        return "—"
+    counts = "/".join(_count(w[k], markup) for k in ("missing", "duplicates", "wrong"))
+    if w["unexpected"]:
+        counts += " " + style(f"+{w['unexpected']} unexpected", "red", markup)
+    d = w["emission_delay_ms"]
+    return f"{counts}\n{fmt_ms(d.get('p50'))} / {fmt_ms(d.get('p99'))}"
+
+
+def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
+    """The comparison table's cells, one row per engine, marked up for the console, the
+    HTML page, or not at all."""
+    out = []
+    windows = has_windows(summary)
+    width = len(COLUMNS) + windows
+    for e in summary.get("engines", []):
+        if e.get("status") != "ok":
+            out.append([style(e["engine"], None, markup), style(str(e.get("status")), "red", markup),
+                        *["—"] * (width - 2)])
+            continue
+        lat = e["latency_ms"]
+        tp = e["throughput"]
+        c = e["correctness"]
+        cpu = e["cpu_seconds"]
+        kept = tp["driver_kept_schedule"]
+        out.append([
+            style(e["engine"], None, markup),
+            fmt_ms(lat["p50"]), fmt_ms(lat["p90"]), fmt_ms(lat["p99"]), fmt_ms(lat["p999"]), fmt_ms(lat["max"]),
+            f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
+            style("yes" if kept else "no", "green" if kept else "red", markup),
+            _backlog(tp, markup),
+            _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
+            _recovery(e.get("recovery", []), markup),
+            # During the load and drain when recorded (older results: the whole run).
+            f"{cpu.get('engine_load', cpu['engine']):.0f} / {cpu.get('kafka_load', cpu['kafka']):.0f}",
+            *([_windows(e.get("windows"), markup)] if windows else []),
+        ])
+    return out
+
+
+def table(summary: dict[str, Any]) -> Table:
+    wl = summary.get("workload_name", "?")
+    t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
+    for col in columns(summary):
+        t.add_column(col, justify="left" if col == "engine" else "center" if col == "on sched" else "right")
+    for row in rows(summary, markup="rich"):
+        t.add_row(*row)
+    t.caption = caption(summary)
+    return t
+
+
+def notes(summary: dict[str, Any]) -> list[str]:
+    """What the table cannot show: errors, the first offending txn_ids, events of the run."""
+    out = []
+    for e in summary.get("engines", []):
+        if e.get("error"):
+            out.append(f"{e['engine']} {e.get('status')}: {e['error']}")
+        examples = (e.get("correctness") or {}).get("examples") or {}
+        for kind, ids in examples.items():
+            out.append(f"{e['engine']}: first {kind}: " + "; ".join(ids))
+        for kind, items in ((e.get("windows") or {}).get("examples") or {}).items():
+            out.append(f"{e['engine']}: first {kind} window results: " + "; ".join(items))
+        by_schema = (e.get("correctness") or {}).get("by_schema") or {}
+        if by_schema:
+            out.append(f"{e['engine']}: by value schema: " + "; ".join(
+                f"{v} ({c['sent']:,} sent) missing {c['missing']}, dup {c['duplicates']}, "
+                f"wrong {'—' if c['wrong'] is None else c['wrong']}" for v, c in by_schema.items()))
+        for r in e.get("recovery", []):
+            if r.get("duplicates"):
+                fault = r.get("fault", {})
+                out.append(f"{e['engine']}: {r['duplicates']:,} duplicate(s) received after "
+                           f"{fault.get('action')} {fault.get('target')} at {r.get('at_s')} s, before the next fault")
+        for line in e.get("events", []):
+            out.append(f"{e['engine']}: {line}")
+    return out
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or default_console
+    console.print(table(summary))
+    for line in notes(summary):
+        console.print(f"[yellow]{escape(line)}[/]")
+
+
+def _metadata(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    m = summary.get("metadata", {})
+    v = m.get("versions", {})
+    pinned = v.get("pinned", {})
+    machine = m.get("machine", {})
+    git = m.get("git", {})
+    return [
+        ("workload", f"{summary.get('workload_name')} (seed {m.get('workload', {}).get('seed')}, "
+                     f"{m.get('workload', {}).get('path')})"),
+        ("status", f"{summary.get('status')}, {summary.get('started_at')} → {summary.get('finished_at')}"),
+        ("backend", m.get("backend_note") or str(m.get("backend"))),
+        ("machine", f"{machine.get('cpu_model')}, {machine.get('cpus')} CPUs, {machine.get('memory_gib')} GiB, "
+                    f"{machine.get('platform')}"),
+        ("versions", f"Kafka {pinned.get('kafka', {}).get('version')}, Flink {pinned.get('flink', {}).get('version')}, "
+                     f"Spark {pinned.get('spark', {}).get('version')}, Python {v.get('python')}, {v.get('java')}, "
+                     f"confluent-kafka {v.get('confluent-kafka')} (librdkafka {v.get('librdkafka')})"),
+        ("git", f"{git.get('commit')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
+    ]
+
+
+PAGE_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: pre-line; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.bad { color: #b00; font-weight: 600; } .good { color: #070; }
+figure { margin: 1.5em 0; } figcaption { font-weight: 600; margin-bottom: .3em; }
+svg { max-width: 100%; height: auto; } .caption, .meta td { color: #555; text-align: left; }
+"""
+
+
+def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
+    """report.html (one self-contained page: inline SVG, no network needed) and report.md
+    (with its figures as PNG files in report-files/) in `run_dir`."""
+    from harness.present import charts  # matplotlib: only when a report is written
+
+    figures = charts.draw(run_dir, summary, run_dir / "report-files")
+    note_lines = notes(summary)
+    cells = rows(summary)
+    title = f"Stream Showdown — {summary.get('workload_name')} ({summary.get('status')})"
+    body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+            # A narrow window scrolls the table rather than cutting its last columns off.
+            "<div class='wide'><table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns(summary))
+            + "</tr></thead>",
+            f"<tbody>{body_rows}</tbody></table></div><p class='caption'>{html.escape(caption(summary))}</p>"]
+    page += [f"<figure><figcaption>{html.escape(f.title)}</figcaption>{f.svg}</figure>" for f in figures]
+    page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in note_lines) + "</ul>"
+             if note_lines else ""]
+    page += ["<h2>Run</h2><table class='meta'>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _metadata(summary)) + "</table>",
+        "</body></html>"]
+    html_path = run_dir / "report.html"
+    html_path.write_text("\n".join(page))
+
+    cols = [c.replace("\n", "<br>") for c in columns(summary)]
+    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(c.replace("\n", "<br>") for c in r) + " |" for r in cells]
+    md += ["", caption(summary), ""]
+    md += [f"## {f.title}\n\n![{f.name}]({f.png.relative_to(run_dir)})\n" for f in figures]
+    if note_lines:
+        md += ["## Notes", "", *(f"- {n}" for n in note_lines), ""]
+    md += ["## Run", "", *(f"- **{k}**: {v}" for k, v in _metadata(summary)), ""]
+    md_path = run_dir / "report.md"
+    md_path.write_text("\n".join(md))
+    return html_path, md_path
+
+
+def write_report(run_dir: RunDir, out: Console | None = None) -> None:
+    """report.html and report.md of a finished run; a failure to draw is said, not raised:
+    the figures are a view of the results, which are already written."""
+    out = out or default_console
+    try:
+        pages = write_files(run_dir.path, run_dir.summary)
+        out.print(f"Report: {pages[0]} and {pages[1].name}")
+    except Exception as e:
+        out.print(f"[yellow]could not draw the report ({type(e).__name__}: {e}); "
+                  f"`showdown report {run_dir.path}` tries again[/]")

@@ -1,0 +1,1 @@
+"""What a run needs installed: pinned versions, jars, engine runtimes."""

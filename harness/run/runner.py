@@ -1,0 +1,422 @@
+"""One benchmark run: for each engine, a fresh Kafka, the pipeline, the load, the faults,
+the drain, then the judgement (oracle + checker) and the figures."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.live import Live
+from rich.table import Table
+
+from harness.backends import docker
+from harness.backends.base import KafkaCluster
+from harness.backends.containers import ContainerKafka
+from harness.backends.local import LocalKafka
+from harness.engines import registry as engines
+from harness.engines.base import EngineContext
+from harness.judge import checker, metrics
+from harness.judge.oracle import Decision, WindowsExpected, decide, windows
+from harness.load import collector, driver
+from harness.load.driver import DriverReport, LoadStart
+from harness.load.generator import Txn, generate, v2_from_txn
+from harness.results.store import RunDir, metadata
+from harness.run.nemesis import Nemesis
+from harness.support import procs
+from harness.support.console import console
+from harness.support.errors import ClusterError
+from harness.support.procs import CpuSampler
+from harness.workload.schema import Workload
+
+LEAD_NS = 1_000_000_000  # between telling the driver to start and the first intended send
+READY_TIMEOUT_S = 120.0
+DRAIN_GRACE_S = 2.0  # after the last expected decision, keep reading for late duplicates
+
+
+@dataclass
+class LiveState:
+    engine: str
+    phase: str = "starting"
+    expected: int = 0
+    second: int = 0
+    sent_last_s: int = 0
+    driver_lag_ms: float = 0.0
+    sent_total: int = 0
+    recv_last_s: int = 0
+    p50: float | None = None
+    p99: float | None = None
+    received: int = 0
+    unique: int = 0
+    windows_expected: int = 0  # required window results; 0: no windows output
+    windows: int = 0  # distinct window results received
+    faults: int = 0
+
+    def render(self, duration_s: float) -> Table:
+        t = Table(show_header=True, header_style="bold")
+        for c in ("engine", "phase", "t/s", "sent/s", "lag ms", "decisions/s", "p50 ms", "p99 ms", "received",
+                  "faults"):
+            t.add_column(c, justify="right")
+        fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+        t.add_row(self.engine, self.phase, f"{self.second}/{duration_s:.0f}", f"{self.sent_last_s:,}",
+                  f"{self.driver_lag_ms:.1f}", f"{self.recv_last_s:,}", fmt(self.p50), fmt(self.p99),
+                  f"{self.unique:,}/{self.expected:,}", str(self.faults))
+        return t
+
+    def line(self) -> str:
+        windows = f" windows={self.windows}/{self.windows_expected}" if self.windows_expected else ""
+        return (f"{self.engine} {self.phase} t={self.second}s sent/s={self.sent_last_s} lag={self.driver_lag_ms:.1f}ms "
+                f"decisions/s={self.recv_last_s} p99={self.p99} received={self.unique}/{self.expected}{windows}")
+
+    @property
+    def complete(self) -> bool:
+        return self.unique >= self.expected and self.windows >= self.windows_expected
+
+
+def _expect(q: mp.Queue[tuple[str, Any]], kind: str, timeout_s: float, what: str,
+            proc: mp.process.BaseProcess) -> tuple[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            msg = q.get(timeout=0.5)
+        except queue.Empty:
+            if not proc.is_alive():
+                raise ClusterError(f"the {what} exited (code {proc.exitcode}) before it was ready") from None
+            continue
+        if msg[0] == kind:
+            return msg
+    raise ClusterError(f"the {what} was not ready within {timeout_s:.0f} s")
+
+
+class EngineRun:
+    """Everything one engine's run needs, torn down in `close` whatever happened."""
+
+    def __init__(self, name: str, options: dict[str, Any], wl: Workload, run_dir: RunDir,
+                 records: list[Txn], oracle: list[Decision], windows_expected: WindowsExpected | None,
+                 keep_records: bool, backend: str) -> None:
+        self.name = name
+        self.wl = wl
+        self.run_dir = run_dir
+        self.records = records
+        self.oracle = oracle
+        self.keep_records = keep_records
+        self.log_dir = run_dir.logs / name
+        self.kafka: KafkaCluster = (ContainerKafka(wl.kafka, self.log_dir) if backend == "containers"
+                                    else LocalKafka(wl.kafka, self.log_dir))
+        self.engine = engines.create(name, options)
+        # Only the pipelines that apply the rules keep the windows (passthrough copies records).
+        self.windows_expected = windows_expected if self.engine.applies_rules else None
+        self.mp = mp.get_context("spawn")
+        self.procs: list[mp.process.BaseProcess] = []
+        self.nemesis: Nemesis | None = None
+        self.state = LiveState(name, expected=len(records),
+                               windows_expected=len(self.windows_expected.required) if self.windows_expected else 0)
+        self.events: list[str] = []
+        self.cpu_load: dict[str, float] = {}
+
+    def execute(self) -> dict[str, Any]:
+        wl = self.wl
+        setup: dict[str, float] = {}
+        self.engine.prepare()
+        t0 = time.monotonic()
+        self.kafka.start()
+        setup["kafka_start_s"] = round(time.monotonic() - t0, 2)
+        self.kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic, wl.kafka.decisions_topic,
+                                                       *([wl.kafka.windows_topic] if self.windows_expected else [])])
+        t0 = time.monotonic()
+        with console.status(f"Deploying the {self.name} pipeline"):
+            self.engine.start(EngineContext(wl, self.kafka, self.log_dir, uuid.uuid4().hex[:8]))
+        setup["engine_start_s"] = round(time.monotonic() - t0, 2)
+        console.print(f"[green]✓[/] {self.name} pipeline running in {setup['engine_start_s']:.1f} s")
+
+        out_file = self.log_dir / "received.npy"
+        windows_file = self.log_dir / "windows.npy" if self.windows_expected else None
+        cstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
+        dstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
+        start_q: mp.Queue[LoadStart] = self.mp.Queue()
+        stop = self.mp.Event()
+        coll = self.mp.Process(target=collector.run, name="collector",
+                               args=(collector.CollectorPlan(self.kafka.bootstrap, wl.kafka.decisions_topic, out_file,
+                                                             wl.kafka.windows_topic if windows_file else None,
+                                                             windows_file), cstats, stop))
+        drv = self.mp.Process(target=driver.run, name="driver",
+                              args=(self.kafka.bootstrap, wl, dstats, start_q))
+        self.procs = [coll, drv]
+        coll.start()
+        drv.start()
+        _expect(cstats, "ready", READY_TIMEOUT_S, "collector", coll)
+        _expect(dstats, "ready", READY_TIMEOUT_S, "driver", drv)
+
+        cpu_before = self._cpu_now()
+        start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
+        start_q.put(start)
+        self.nemesis = Nemesis(self.engine, self.kafka, list(wl.faults), start.mono_ns)
+        report, collected = self._observe(start, dstats, cstats, stop, drv, coll)
+        end_ns = time.time_ns()
+        self.nemesis.stop()
+        cpu_after = self._cpu_now()
+        self.cpu_load = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
+        received = np.load(out_file)
+        window_results = np.load(windows_file) if windows_file else None
+        return self._judge(setup, start, end_ns, report, collected, received, window_results)
+
+    def _cpu_now(self) -> dict[str, float]:
+        """CPU seconds so far of the engine and the brokers, freshly sampled."""
+        for p in procs.live():
+            p.sample_cpu()
+        return {"engine": self.engine.cpu_seconds(), "kafka": self.kafka.cpu_seconds()}
+
+    def _observe(self, start: LoadStart, dstats: mp.Queue[tuple[str, Any]], cstats: mp.Queue[tuple[str, Any]],
+                 stop: Any, drv: mp.process.BaseProcess, coll: mp.process.BaseProcess
+                 ) -> tuple[DriverReport, dict[str, Any]]:
+        wl = self.wl
+        st = self.state
+        st.phase = "load"
+        report: DriverReport | None = None
+        collected: dict[str, Any] | None = None
+        last_progress = time.monotonic()
+        drain_since: float | None = None
+        complete_since: float | None = None
+        interactive = console.is_terminal
+        last_line = 0.0
+        with Live(st.render(wl.duration_s), console=console, refresh_per_second=2, transient=False,
+                  auto_refresh=interactive) as live:
+            while collected is None:
+                for q in (dstats, cstats):
+                    while True:
+                        try:
+                            msg = q.get(timeout=0.05)
+                        except queue.Empty:
+                            break
+                        if q is dstats:
+                            if msg[0] == "tick":
+                                _, st.second, st.sent_last_s, st.driver_lag_ms, st.sent_total = msg
+                            elif msg[0] == "done":
+                                report = msg[1]
+                                st.phase = "drain"
+                                drain_since = time.monotonic()
+                        else:
+                            if msg[0] == "tick":
+                                _, st.recv_last_s, st.p50, st.p99, st.received, unique, windows = msg
+                                if unique > st.unique or windows > st.windows:
+                                    last_progress = time.monotonic()
+                                st.unique, st.windows = unique, windows
+                            elif msg[0] == "done":
+                                collected = msg[1]
+                for event in self.engine.check_health():
+                    self.events.append(event)
+                st.faults = len(self.nemesis.events) if self.nemesis else 0
+                # A process that exits right after its last message: read that first.
+                if report is None and not drv.is_alive() and dstats.empty():
+                    raise ClusterError(f"the load driver died (exit code {drv.exitcode})")
+                if collected is None and not coll.is_alive() and cstats.empty():
+                    raise ClusterError(f"the collector died (exit code {coll.exitcode})")
+                if report is not None and not stop.is_set():
+                    now = time.monotonic()
+                    if st.complete:
+                        complete_since = complete_since or now
+                    if (complete_since and now - complete_since >= DRAIN_GRACE_S) or \
+                            now - max(last_progress, drain_since or now) > wl.drain_timeout_s:
+                        if st.unique < st.expected:
+                            self.events.append(f"drain ended with {st.expected - st.unique} decisions missing "
+                                               f"after {wl.drain_timeout_s:.0f} s without progress")
+                        if st.windows < st.windows_expected:
+                            self.events.append(f"drain ended with {st.windows} of {st.windows_expected} window "
+                                               f"results after {wl.drain_timeout_s:.0f} s without progress")
+                        stop.set()
+                        st.phase = "stopping"
+                if interactive:
+                    live.update(st.render(wl.duration_s))
+                elif time.monotonic() - last_line >= 10:
+                    last_line = time.monotonic()
+                    console.print(st.line())
+            live.update(st.render(wl.duration_s))
+        drv.join(timeout=30)
+        coll.join(timeout=30)
+        assert report is not None
+        return report, collected
+
+    def _judge(self, setup: dict[str, float], start: LoadStart, end_ns: int, report: DriverReport,
+               collected: dict[str, Any], received: np.ndarray, window_results: np.ndarray | None) -> dict[str, Any]:
+        wl = self.wl
+        first = metrics.first_copies(received)
+        measure_from = start.wall_ns + int(wl.warmup_s * 1e9)
+        measured = first[first["sent_ns"] >= measure_from]
+        latency = metrics.latency_summary(measured["recv_ns"] - measured["sent_ns"])
+        correctness = checker.check(received, self.oracle, self.engine.applies_rules, collected["malformed"],
+                                    v2_from_txn(wl, self.records))
+        recoveries = []
+        assert self.nemesis is not None
+        events = self.nemesis.events
+        repeats = metrics.repeat_times(received)
+        for i, ev in enumerate(events):
+            window_end = events[i + 1].injected_ns if i + 1 < len(events) else None
+            until = window_end if window_end is not None else np.iinfo(np.int64).max
+            rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns,
+                                   baseline_until_ns=events[0].injected_ns,
+                                   next_fault_ns=window_end)
+            recoveries.append({
+                "fault": ev.fault.model_dump(), "target": ev.target,
+                "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),
+                "recovered_after_s": (None if ev.recovered_ns is None
+                                      else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3)),
+                "error": ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
+                # Copies received from this fault until the next one: what its replay duplicated.
+                "duplicates": int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
+            })
+        seconds = int(np.ceil((end_ns - start.wall_ns) / 1e9))
+        series = metrics.per_second(first, start.wall_ns, seconds)
+        for row in series:
+            s = row["second"]
+            row["offered"] = report.per_second_sent[s] if s < len(report.per_second_sent) else 0
+            lags = report.per_second_max_lag_ms
+            row["driver_max_lag_ms"] = lags[s] if s < len(lags) else None
+        backlog = metrics.backlog([int(r["offered"]) for r in series], [int(r["received"]) for r in series])
+        for row, b in zip(series, backlog):
+            row["backlog"] = b
+        self.run_dir.append_timeseries(self.name, series)
+        last_recv = int(first["recv_ns"].max()) if len(first) else start.wall_ns
+        if self.keep_records:
+            self._write_records(start, received)
+        windows_check = None
+        if self.windows_expected is not None and window_results is not None:
+            wc = checker.check_windows(window_results, self.windows_expected, start.wall_ns)
+            windows_check = {**asdict(wc), "exactly_once": wc.exactly_once}
+        return {
+            "engine": self.name,
+            "status": "ok",
+            "describe": self.engine.describe(),
+            "setup": setup,
+            "kafka": self.kafka.describe(),
+            # The schedule's zero: with received.npy, enough to recompute every figure.
+            "load_start_ns": start.wall_ns,
+            "latency_ms": latency,
+            "throughput": {
+                "offered_per_s": round(len(self.records) / wl.duration_s, 1),
+                "sent": report.sent,
+                "decisions_per_s": round(len(first) / max(1e-9, (last_recv - start.wall_ns) / 1e9), 1),
+                "driver_kept_schedule": report.kept_schedule,
+                "driver_max_lag_ms": round(report.max_lag_ms, 3),
+                "driver_late_sends": report.late_sends,
+                "driver_delivery_errors": report.delivery_errors,
+                "driver_first_error": report.first_error,
+                "backlog_max": max(backlog, default=0),
+                # Over the steady load (after warm-up, before any surge or fault): > 0 means
+                # decisions fall further behind each second without anything pushing them.
+                "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
+            },
+            "correctness": {**asdict(correctness), "exactly_once": correctness.exactly_once},
+            # The event-time windows output, checked against the oracle; None: the run has none.
+            "windows": windows_check,
+            "recovery": recoveries,
+            "cpu_seconds": {
+                "engine": round(self.engine.cpu_seconds(), 2),
+                "kafka": round(self.kafka.cpu_seconds(), 2),
+                # From the load's start to the drain's end: without start-up and JIT warm-up,
+                # what the work itself cost.
+                "engine_load": self.cpu_load["engine"],
+                "kafka_load": self.cpu_load["kafka"],
+                "driver": round(report.cpu_seconds, 2),
+                "collector": round(collected["cpu_seconds"], 2),
+            },
+            "events": self.events + [f"collector error: {e}" for e in collected["errors"]],
+        }
+
+    def _write_records(self, start: LoadStart, received: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = list(zip(*self.records))
+        inputs = pa.table({name: pa.array(col, pa.int64()) for name, col in zip(Txn._fields, cols)})
+        inputs = inputs.append_column("sent_ns", pa.array([start.wall_ns + r.offset_ns for r in self.records],
+                                                          pa.int64()))
+        pq.write_table(inputs, self.run_dir.path / "transactions.parquet")
+        pq.write_table(pa.table({n: received[n] for n in received.dtype.names}),
+                       self.run_dir.path / f"decisions-{self.name}.parquet")
+
+    def close(self) -> None:
+        if self.nemesis is not None:
+            self.nemesis.stop()
+        for p in self.procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
+        self.engine.stop()
+        self.kafka.stop()
+
+
+BACKENDS = {
+    "local": "local processes on 127.0.0.1",
+    "containers": "Kafka brokers, Kafka processors and the Flink and Spark clusters in containers built "
+                  "locally, on a network of their own",
+}
+
+
+def choose_backend(requested: str) -> tuple[str, str]:
+    """The backend to use and why: `auto` takes containers when a Docker engine answers or
+    can be started here, else local."""
+    if requested != "auto":
+        return requested, "asked for"
+    reason = docker.why_not()
+    if reason:
+        return "local", f"auto: {reason}"
+    return "containers", "auto: a Docker engine is available"
+
+
+def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path,
+        engine_names: list[str] | None = None, keep_records: bool = False, backend: str = "local") -> RunDir:
+    names = engine_names or list(wl.engines)
+    run_dir = RunDir(results_base, wl.name)
+    run_dir.summary["workload_name"] = wl.name
+    backend, why = choose_backend(backend)
+    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed, backend=backend)
+    run_dir.summary["metadata"]["backend_note"] = f"{BACKENDS[backend]} ({why})"
+    run_dir.write()
+    console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
+    if backend == "containers":
+        console.print(f"Docker: {docker.ensure_engine()}")
+        # Containers and networks of a run that crashed before its own cleanup (ours by label).
+        left = docker.remove_leftovers()
+        if left:
+            console.print(f"[yellow]removed {len(left)} container(s) an earlier run left behind[/]")
+    console.print(f"Results go to [bold]{run_dir.path}[/]")
+    with console.status("Generating the workload and the oracle's decisions"):
+        t0 = time.monotonic()
+        records = generate(wl)
+        oracle_map = decide(records, wl.rules)
+        oracle = [oracle_map[i] for i in range(len(records))]
+        windows_expected = windows(records, wl.windows, wl.rules) if wl.windows else None
+    counts = {k: sum(1 for d in oracle if d.decision == k) for k in ("APPROVE", "BLOCK", "LATE")}
+    console.print(f"[green]✓[/] {len(records):,} transactions, oracle {counts} in {time.monotonic() - t0:.1f} s")
+    if windows_expected:
+        console.print(f"[green]✓[/] windows: {len(windows_expected.required):,} results owed, "
+                      f"{len(windows_expected.optional):,} more may come")
+    sampler = CpuSampler()
+    try:
+        for name in names:
+            console.rule(f"[bold]{name}")
+            er = EngineRun(name, wl.engines.get(name) or {}, wl, run_dir, records, oracle, windows_expected,
+                           keep_records, backend)
+            try:
+                result = er.execute()
+            except KeyboardInterrupt:
+                run_dir.summary["engines"].append({"engine": name, "status": "interrupted"})
+                run_dir.finish("partial", error="interrupted by the user")
+                raise
+            except Exception as e:
+                console.print(f"[red]{name} failed:[/] {e}")
+                result = {"engine": name, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+            finally:
+                er.close()
+            run_dir.summary["engines"].append(result)
+            run_dir.write()
+    finally:
+        sampler.close()
+    failed = [e["engine"] for e in run_dir.summary["engines"] if e["status"] != "ok"]
+    run_dir.finish("complete" if not failed else "partial",
+                   error=f"engines failed: {', '.join(failed)}" if failed else None)
+    return run_dir

@@ -1,0 +1,123 @@
+"""`showdown sweep`: each engine's sustainable throughput on this machine.
+
+Each rate of the workload's `sweep.rates` is one ordinary run (same workload, that rate,
+no faults, `sweep.duration_s`), in ascending order; an engine stops at its first rate that
+is not sustainable (see workload.Sweep). Every step's run folder stays next to sweep.json,
+so each verdict can be checked against its figures."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rich.table import Table
+
+from harness.judge import metrics
+from harness.results.store import RunDir
+from harness.run import runner
+from harness.support.console import console
+from harness.workload.schema import Workload
+
+
+@dataclass(frozen=True)
+class Step:
+    engine: str
+    rate: float
+    run: str  # the step's run folder
+    sustainable: bool
+    why_not: str  # empty when sustainable
+    p50_ms: float | None
+    p99_ms: float | None
+    growth_ms: float | None
+    cpu_s_per_million: float | None
+
+
+def judge(e: dict[str, Any], wl: Workload, run_dir: Path) -> tuple[list[str], float | None]:
+    """The reasons a step's engine result is not sustainable (none: it is), and the
+    latency growth over the step."""
+    s = wl.sweep
+    if e.get("status") != "ok":
+        return [f"the run {e.get('status')}: {e.get('error')}"], None
+    reasons = []
+    if not e["throughput"]["driver_kept_schedule"]:
+        reasons.append("the driver fell off its schedule")
+    if e["correctness"]["missing"]:
+        reasons.append(f"{e['correctness']['missing']} decisions never arrived")
+    p99 = e["latency_ms"]["p99"]
+    if p99 is None or p99 > s.p99_limit_ms:
+        reasons.append(f"p99 {p99} ms over the limit of {s.p99_limit_ms:g} ms")
+    first = metrics.first_copies(np.load(run_dir / "logs" / e["engine"] / "received.npy"))
+    start = e["load_start_ns"] + int(s.warmup_s * 1e9)
+    growth = metrics.latency_growth_ms(first, start, e["load_start_ns"] + int(s.duration_s * 1e9))
+    if growth > s.max_growth_ms:
+        reasons.append(f"latency grew by {growth:,.0f} ms over the step (limit {s.max_growth_ms:g})")
+    return reasons, growth
+
+
+def step_changes(wl: Workload, rate: float) -> dict[str, Any]:
+    """What a step changes in the workload: its rate and length, no faults, no phases."""
+    s = wl.sweep
+    return {"name": f"{wl.name}-{rate:g}", "rate": rate, "duration_s": s.duration_s, "warmup_s": s.warmup_s,
+            "faults": [], "phases": []}
+
+
+def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_names: list[str],
+        backend: str, finish_step: Callable[[RunDir], None] = lambda _: None) -> Path:
+    """`finish_step` runs on each step's folder once it is written (the CLI draws its report)."""
+    out = RunDir(results_base, f"{wl.name}-sweep").path
+    steps: list[Step] = []
+    for name in engine_names:
+        for rate in wl.sweep.rates:
+            console.rule(f"[bold]sweep {name} at {rate:g} ev/s")
+            changes = step_changes(wl, rate)
+            step_wl = wl.model_copy(update=changes)
+            step_text = yaml.safe_dump({**yaml.safe_load(text), **changes}, sort_keys=False)
+            run_dir = runner.run(step_wl, workload_path, step_text, out, [name], backend=backend)
+            finish_step(run_dir)
+            e = run_dir.summary["engines"][0]
+            reasons, growth = judge(e, wl, run_dir.path)
+            ok = e.get("status") == "ok"
+            cpu = e["cpu_seconds"].get("engine_load") if ok else None
+            steps.append(Step(
+                engine=name, rate=rate, run=run_dir.path.name, sustainable=not reasons, why_not="; ".join(reasons),
+                p50_ms=e["latency_ms"]["p50"] if ok else None, p99_ms=e["latency_ms"]["p99"] if ok else None,
+                growth_ms=growth,
+                cpu_s_per_million=round(cpu / e["throughput"]["sent"] * 1e6, 1) if ok and cpu else None))
+            (out / "sweep.json").write_text(json.dumps(_result(wl, backend, steps), indent=2))
+            if reasons:
+                console.print(f"[yellow]{name} does not sustain {rate:g} ev/s:[/] {'; '.join(reasons)}")
+                break
+    console.print(table(_result(wl, backend, steps)))
+    return out
+
+
+def _result(wl: Workload, backend: str, steps: list[Step]) -> dict[str, Any]:
+    best: dict[str, Step | None] = {}
+    for st in steps:
+        best.setdefault(st.engine, None)
+        if st.sustainable:
+            best[st.engine] = st
+    return {"workload": wl.name, "backend": backend, "criteria": wl.sweep.model_dump(),
+            "sustainable": {e: (asdict(s) if s else None) for e, s in best.items()},
+            "steps": [asdict(s) for s in steps]}
+
+
+def table(result: dict[str, Any]) -> Table:
+    t = Table(title=f"Sustainable throughput — {result['workload']} ({result['backend']})", title_justify="left")
+    for col in ("engine", "sustainable ev/s", "p50 ms", "p99 ms", "CPU s / M events", "first rate not sustained"):
+        t.add_column(col, justify="left" if col in ("engine", "first rate not sustained") else "right")
+    for engine, best in result["sustainable"].items():
+        failed = next((s for s in result["steps"] if s["engine"] == engine and not s["sustainable"]), None)
+        # With no rate failed, the ceiling lies above the last rate tried: a floor, not a figure.
+        rate = f"{'' if failed else '≥ '}{best['rate']:,.0f}" if best else "[red]none[/] (the first rate failed)"
+        t.add_row(engine, rate,
+                  f"{best['p50_ms']:,.0f}" if best else "—", f"{best['p99_ms']:,.0f}" if best else "—",
+                  f"{best['cpu_s_per_million']:,.0f}" if best and best["cpu_s_per_million"] else "—",
+                  f"{failed['rate']:,.0f}: {failed['why_not']}" if failed else "none: add higher rates")
+    t.caption = ("sustainable: the driver kept its schedule, nothing missing, p99 under the limit, no upward "
+                 "latency trend (Karimov et al., ICDE 2018); CPU of the engine's processes during load and drain")
+    return t

@@ -1,0 +1,236 @@
+"""Processes the harness starts: each in its own process group, stopped by PID, always.
+
+Every process started here is registered, so an interrupted run, a failing test or
+Ctrl-C still stops exactly what this harness started, and nothing else.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Protocol, TypeVar
+
+import psutil
+
+
+class Worker(Protocol):
+    """A process an engine started through the backend: a local process or a container."""
+
+    name: str
+    log: Path
+    cpu_seconds: float
+
+    @property
+    def ident(self) -> str: ...  # "pid 123" or "container 0123abcd", for the record
+
+    def alive(self) -> bool: ...
+
+    def exit_code(self) -> int | None: ...
+
+    def wait(self, timeout_s: float) -> int | None: ...  # the exit code, or None if still running
+
+    def kill(self) -> None: ...  # SIGKILL, as a fault
+
+    def stop(self, grace_s: float = 10.0) -> None: ...
+
+    def kill_matching(self, pattern: str) -> int:
+        """SIGKILL the processes inside it whose command line contains `pattern`, with
+        their descendants (a Spark executor inside a Worker); returns how many matched."""
+        ...
+
+
+W = TypeVar("W", bound=Worker)
+
+_live: dict[int, ManagedProcess] = {}
+_lock = threading.Lock()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"(no log at {path})"
+
+
+class ManagedProcess:
+    """One started process group with its log file and its CPU time once it has ended."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path,
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name = name
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file: IO[bytes] = open(log, "ab")
+        self.popen = subprocess.Popen(
+            list(argv), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None, cwd=cwd,
+            start_new_session=True,  # own session => own process group, pgid == pid
+        )
+        self.pid = self.popen.pid
+        self.started_ns = time.time_ns()
+        self.cpu_seconds = 0.0
+        self._cpu_by_process: dict[tuple[int, float], float] = {}
+        with _lock:
+            _live[self.pid] = self
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def ident(self) -> str:
+        return f"pid {self.pid}"
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
+    def kill_matching(self, pattern: str) -> int:
+        hits, victims = 0, []
+        for child in self._descendants():
+            try:
+                if pattern in " ".join(child.cmdline()):
+                    hits += 1
+                    victims += [child, *child.children(recursive=True)]
+            except psutil.Error:  # a short-lived helper that just ended
+                pass
+        kill_all(victims)
+        return hits
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit code once it ends, or None if it still runs after `timeout_s`."""
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: a crash, as a fault injector wants it."""
+        self.sample_cpu()
+        strays = self._descendants()
+        self._signal_group(signal.SIGKILL)
+        kill_all(strays)
+        self._reap(timeout=30)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after `grace_s`."""
+        self.sample_cpu()
+        strays = self._descendants()
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children may outlive the leader (e.g. a JVM's Python workers): kill the group,
+        # and the descendants that made themselves a group of their own (Spark's
+        # pyspark.daemon does).
+        self._signal_group(signal.SIGKILL)
+        kill_all(strays)
+        self._reap(timeout=30)
+
+    def _descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self, timeout: float) -> None:
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log_file.close()
+        with _lock:
+            _live.pop(self.pid, None)
+
+    def sample_cpu(self) -> float:
+        """CPU seconds used so far by the process and its descendants. Each one's last
+        sample is kept, since a killed process (a Spark executor a fault hit, say) can no
+        longer be asked, while its replacement starts counting from zero."""
+        try:
+            leader = psutil.Process(self.pid)
+            procs = [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return self.cpu_seconds
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                self._cpu_by_process[(p.pid, p.create_time())] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        self.cpu_seconds = sum(self._cpu_by_process.values())
+        return self.cpu_seconds
+
+
+def exited_unasked(procs: Sequence[W], handled: set[str]) -> list[W]:
+    """Those of `procs` (processes or containers) that died without the harness killing
+    them (their idents not in `handled`), each returned once: it is added to `handled`."""
+    found = [p for p in procs if p.ident not in handled and not p.alive()]
+    handled.update(p.ident for p in found)
+    return found
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """SIGKILL each of `procs` still alive (psutil checks it is the same process, not a
+    reused PID)."""
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+class CpuSampler:
+    """Samples the CPU time of managed processes every `interval_s`, so that a process
+    killed by a fault still counts what it used up to its last sample."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for p in live():
+                p.sample_cpu()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def live() -> list[ManagedProcess]:
+    with _lock:
+        return list(_live.values())
+
+
+def stop_all() -> None:
+    for p in live():
+        p.stop(grace_s=5)
+
+
+atexit.register(stop_all)
+
+
+def detach(p: ManagedProcess) -> None:
+    """Leave `p` running when this program exits (for `showdown up`)."""
+    with _lock:
+        _live.pop(p.pid, None)
