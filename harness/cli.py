@@ -43,18 +43,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print()
     report.print_summary(run_dir.summary, console)
     console.print(f"\nsummary: {run_dir.path / 'summary.json'}")
-    return 0 if run_dir.summary["status"] == "complete" else 1
+    return 0 if run_dir.summary.status == "complete" else 1
 
 
 def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: list[str] | None) -> int:
     from harness.present import repeat, report
-    from harness.results.store import RunDir
+    from harness.results import layout
+    from harness.results.schema import Summary
     from harness.run import runner
 
     # Chosen once: every run of the set on the same backend.
     backend, _ = runner.choose_backend(args.backend)
-    out = RunDir(Path(args.results), f"{wl.name}-x{args.repeat}").path
-    runs: list[tuple[str, dict[str, Any]]] = []
+    out = layout.new_folder(Path(args.results), f"{wl.name}-x{args.repeat}")
+    runs: list[tuple[str, Summary]] = []
     for i in range(args.repeat):
         console.rule(f"[bold]run {i + 1} of {args.repeat}")
         run_dir = runner.run(wl, str(args.workload), text, out, engines, args.keep_records, backend)
@@ -64,16 +65,16 @@ def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: li
         runs.append((run_dir.path.name, run_dir.summary))
         # Rewritten after every run, so an interrupted set still leaves what it measured.
         result = repeat.aggregate(runs, planned=args.repeat)
-        (out / repeat.REPEAT_FILE).write_text(json.dumps(result, indent=2))
+        (out / layout.REPEAT).write_text(json.dumps(result, indent=2))
     console.print()
     console.print(repeat.table(result))
-    console.print(f"\nrepeat: {out / repeat.REPEAT_FILE} (each run's folder beside it)")
-    return 0 if all(s["status"] == "complete" for _, s in runs) else 1
+    console.print(f"\nrepeat: {out / layout.REPEAT} (each run's folder beside it)")
+    return 0 if all(s.status == "complete" for _, s in runs) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.present import report
-    from harness.results.store import load_summary
+    from harness.results.read import load_summary
 
     summary = load_summary(Path(args.dir))
     report.print_summary(summary, console)
@@ -172,6 +173,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.present import report
+    from harness.results import layout
     from harness.run import runner, sweep
 
     wl, text = workload_mod.load(args.workload)
@@ -182,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
     backend, _ = runner.choose_backend(args.backend)
     out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report)
-    console.print(f"\nsweep: {out / 'sweep.json'} (each step's run folder beside it)")
+    console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
     return 0
 
 

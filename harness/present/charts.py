@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.judge.metrics import first_copies, rolling_p99  # noqa: E402
-from harness.results.store import recorded_workload  # noqa: E402
+from harness.results import layout  # noqa: E402
+from harness.results.schema import EngineResult, Summary  # noqa: E402
 
 STEP_NS = 500_000_000  # the latency-over-time curve's resolution
 
@@ -47,20 +48,20 @@ class Markers:
     warmup_s: float
 
 
-def markers(summary: dict[str, Any]) -> Markers:
-    wl = recorded_workload(summary.get("metadata", {}))
-    events = [(float(f["at_s"]), f"{f.get('action', 'kill')} {f.get('target', 'worker')}")
-              for f in wl.get("faults", [])]
-    if wl.get("schema_v2_from_s") is not None:
-        events.append((float(wl["schema_v2_from_s"]), "schema v2"))
-    phases = [(float(p["start_s"]), float(p["start_s"]) + float(p["duration_s"]), float(p["multiplier"]))
-              for p in wl.get("phases", [])]
-    return Markers(events, phases, float(wl.get("warmup_s", 10.0)))
+def markers(summary: Summary) -> Markers:
+    wl = summary.workload
+    if wl is None:  # a recorded workload this version cannot parse: no markers
+        return Markers([], [], 0.0)
+    events = [(f.at_s, f"{f.action} {f.target}") for f in wl.faults]
+    if wl.schema_v2_from_s is not None:
+        events.append((wl.schema_v2_from_s, "schema v2"))
+    phases = [(p.start_s, p.start_s + p.duration_s, p.multiplier) for p in wl.phases]
+    return Markers(events, phases, wl.warmup_s)
 
 
 def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:
     rows: dict[str, list[dict[str, float | None]]] = defaultdict(list)
-    path = run_dir / "timeseries.csv"
+    path = run_dir / layout.TIMESERIES
     if not path.exists():
         return {}
     with open(path) as f:
@@ -100,38 +101,38 @@ def _over_time(fig: Figure, ax: Any, ylabel: str, m: Markers, name: str, out: Pa
     return _save(fig, name, out)
 
 
-def _decisions(run_dir: Path, e: dict[str, Any]) -> np.ndarray | None:
-    path = run_dir / "logs" / e["engine"] / "received.npy"
-    if e.get("status") != "ok" or not path.exists() or "load_start_ns" not in e:
+def _decisions(run_dir: Path, e: EngineResult) -> np.ndarray | None:
+    path = layout.received(run_dir, e.engine)
+    if not e.ok or not path.exists() or e.load_start_ns is None:
         return None
     return first_copies(np.load(path))
 
 
-def _latency_over_time(run_dir: Path, summary: dict[str, Any], m: Markers, out: Path) -> Chart:
+def _latency_over_time(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart:
     fig, ax = plt.subplots(figsize=(10, 4))
-    for e in summary["engines"]:
+    for e in summary.engines:
         first = _decisions(run_dir, e)
-        if first is None or len(first) == 0:
+        if first is None or len(first) == 0 or e.load_start_ns is None:
             continue
-        start = e["load_start_ns"]
+        start = e.load_start_ns
         xs = np.arange(start + STEP_NS, int(first["recv_ns"].max()) + 1, STEP_NS)
         # SPEC 4's rolling p99, backlog included: an outage shows as a ramp, not a hole.
-        ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e["engine"], linewidth=1.2)
+        ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e.engine, linewidth=1.2)
     ax.set_yscale("log")
     ax.axvspan(0, m.warmup_s, color="grey", alpha=0.1, label="warm-up")
     return _over_time(fig, ax, "rolling 1-s p99 (ms), pending records included", m, "latency", out)
 
 
-def _cdf(run_dir: Path, summary: dict[str, Any], m: Markers, out: Path) -> Chart:
+def _cdf(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart:
     fig, ax = plt.subplots(figsize=(10, 4))
-    for e in summary["engines"]:
+    for e in summary.engines:
         first = _decisions(run_dir, e)
-        if first is None:
+        if first is None or e.load_start_ns is None:
             continue
-        keep = first["sent_ns"] >= e["load_start_ns"] + int(m.warmup_s * 1e9)
+        keep = first["sent_ns"] >= e.load_start_ns + int(m.warmup_s * 1e9)
         lat = np.sort((first["recv_ns"][keep] - first["sent_ns"][keep]) / 1e6)
         if len(lat):
-            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=e["engine"], linewidth=1.2)
+            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=e.engine, linewidth=1.2)
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of decisions")
@@ -167,23 +168,22 @@ def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: 
     return _over_time(fig, ax, "records sent, not yet decided", m, "backlog", out)
 
 
-def _recovery(summary: dict[str, Any], out: Path) -> Chart | None:
-    bars = [(e["engine"], r) for e in summary["engines"] if e.get("status") == "ok" for r in e.get("recovery", [])
-            if not r.get("error")]
+def _recovery(summary: Summary, out: Path) -> Chart | None:
+    bars = [(e.engine, r) for e in summary.engines if e.ok for r in e.recovery if not r.error]
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(bars)))
     for i, (engine, r) in enumerate(bars):
-        at = r["at_s"]
-        ax.barh(i, r["output_gap_s"], left=at, color="tab:red", alpha=0.8,
+        at = r.at_s
+        ax.barh(i, r.output_gap_s, left=at, color="tab:red", alpha=0.8,
                 label="longest silence (its length, drawn from the fault)" if i == 0 else None)
-        if r.get("recovered"):
-            ax.barh(i, r["recovery_time_s"], left=at, color="tab:orange", alpha=0.3,
+        if r.recovered:
+            ax.barh(i, r.recovery_time_s, left=at, color="tab:orange", alpha=0.3,
                     label="until p99 back for good" if i == 0 else None)
         else:
-            ax.annotate("never recovered", (at + r["output_gap_s"], i), xytext=(4, -3), textcoords="offset points",
+            ax.annotate("never recovered", (at + r.output_gap_s, i), xytext=(4, -3), textcoords="offset points",
                         fontsize=8, color="tab:red")
-    ax.set_yticks(range(len(bars)), [f"{e}: {r['fault']['action']} {r['fault']['target']}" for e, r in bars],
+    ax.set_yticks(range(len(bars)), [f"{e}: {r.fault.action} {r.fault.target}" for e, r in bars],
                   fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(left=0)
@@ -193,7 +193,7 @@ def _recovery(summary: dict[str, Any], out: Path) -> Chart | None:
     return _save(fig, "recovery", out)
 
 
-def draw(run_dir: Path, summary: dict[str, Any], out: Path) -> list[Chart]:
+def draw(run_dir: Path, summary: Summary, out: Path) -> list[Chart]:
     m = markers(summary)
     series = timeseries(run_dir)
     charts = [_latency_over_time(run_dir, summary, m, out), _cdf(run_dir, summary, m, out),

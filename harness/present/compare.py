@@ -18,7 +18,7 @@ from rich.text import Text
 
 from harness.present.repeat import cell, fmt, label
 from harness.present.report import style
-from harness.results.store import recorded_workload
+from harness.results.read import workload_fields
 from harness.support.errors import ResultsError
 
 HIGHER_IS_BETTER = {"decisions_per_s"}  # every other metric: lower is better
@@ -91,7 +91,7 @@ def warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     ma, mb = a.get("metadata", {}), b.get("metadata", {})
     ha, hb = (hashlib.sha256(m.get("workload", {}).get("text", "").encode()).hexdigest()[:12] for m in (ma, mb))
     if ha != hb:
-        wa, wb = recorded_workload(ma), recorded_workload(mb)
+        wa, wb = workload_fields(ma), workload_fields(mb)
         fields = [k for k in dict.fromkeys([*wa, *wb]) if wa.get(k) != wb.get(k)]
         out.append(f"workload text differs (sha256 {ha} vs {hb})"
                    + (f" in: {', '.join(fields)}" if fields else ""))

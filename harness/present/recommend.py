@@ -17,9 +17,11 @@ from rich.markup import escape
 
 from harness.present import repeat
 from harness.present.report import fmt_ms, style
-from harness.results.store import recorded_workload
+from harness.results import layout
+from harness.results.read import read_json
+from harness.results.schema import EngineResult, FaultResult, Measured, Summary
 from harness.support.errors import ResultsError
-from harness.workload.schema import CLUSTER_FAULTS, Rules
+from harness.workload.schema import CLUSTER_FAULTS
 
 MEETS, FAILS, NOT_MEASURED = "meets", "fails", "not measured"
 STATUS_STYLE = {MEETS: "green", FAILS: "red", NOT_MEASURED: None}
@@ -43,23 +45,26 @@ class Verdict:
 @dataclass(frozen=True)
 class EngineRun:
     file: Path  # summary.json, as given on the command line
-    summary: dict[str, Any]
-    result: dict[str, Any]  # the engine's entry in the summary
+    summary: Summary
+    result: EngineResult  # the engine's row in the summary
+
+    @property
+    def figures(self) -> Measured:
+        return self.result.measured()
 
 
 @dataclass
 class Evidence:
-    runs: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # (summary.json, summary)
+    runs: list[tuple[Path, Summary]] = field(default_factory=list)  # (summary.json, summary)
     sweeps: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # (sweep.json, sweep)
 
     def engines(self) -> list[str]:
-        return list(dict.fromkeys([*(e["engine"] for _, s in self.runs for e in s.get("engines", [])),
+        return list(dict.fromkeys([*(e.engine for _, s in self.runs for e in s.engines),
                                    *(e for _, s in self.sweeps for e in s.get("sustainable", {}))]))
 
     def of(self, engine: str) -> list[EngineRun]:
         """The engine's successful results: a failed one measured nothing."""
-        return [EngineRun(f, s, e) for f, s in self.runs for e in s.get("engines", [])
-                if e["engine"] == engine and e.get("status") == "ok"]
+        return [EngineRun(f, s, e) for f, s in self.runs for e in s.engines if e.engine == engine and e.ok]
 
 
 def gather(paths: list[Path]) -> Evidence:
@@ -67,16 +72,23 @@ def gather(paths: list[Path]) -> Evidence:
     seen: set[Path] = set()
     for p in paths:
         runs = repeat.summaries(p)
-        sweep_file = repeat.result_folder(p) / repeat.SWEEP_FILE
+        sweep_file = layout.result_folder(p) / layout.SWEEP
         if runs is None and not sweep_file.is_file():
             raise repeat.not_a_result(p, "a run, repeat or sweep folder (summary.json, repeat.json or sweep.json); "
                                          "a glob like results/*/ matches folders only")
-        found = runs if runs is not None else [(sweep_file, repeat.read_json(sweep_file))]
+        if runs is None:
+            sweep = read_json(sweep_file)
+            if not isinstance(sweep, dict) or not isinstance(sweep.get("sustainable"), dict):
+                raise repeat.not_a_result(sweep_file, "a sweep.json Stream Showdown wrote")
+            if sweep_file.resolve() not in seen:
+                seen.add(sweep_file.resolve())
+                ev.sweeps.append((sweep_file, sweep))
+            continue
         # A run given twice (alone and inside its repeat folder) is one piece of evidence.
-        for f, data in found:
+        for f, summary in runs:
             if f.resolve() not in seen:
                 seen.add(f.resolve())
-                (ev.runs if runs is not None else ev.sweeps).append((f, data))
+                ev.runs.append((f, summary))
     return ev
 
 
@@ -91,14 +103,15 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
     req = f"p99 ≤ {limit_ms:,g} ms"
     figures = []
     for r in runs:
-        if recorded_workload(r.summary.get("metadata", {})).get("phases"):
+        if r.summary.workload and r.summary.workload.phases:
             continue  # a surge is a stress test, not the steady state
-        faults = r.result.get("recovery", [])
-        steady = [f["pre_fault_p99_ms"] for f in faults if f.get("pre_fault_p99_ms") is not None]
+        faults = r.result.recovery
+        steady = [f.pre_fault_p99_ms for f in faults if f.pre_fault_p99_ms is not None]
+        p99 = r.figures.latency_ms.p99
         if faults and steady:
             figures.append((max(steady), "before the fault", r.file))
-        elif not faults and r.result["latency_ms"]["p99"] is not None:
-            figures.append((r.result["latency_ms"]["p99"], "after warm-up", r.file))
+        elif not faults and p99 is not None:
+            figures.append((p99, "after warm-up", r.file))
     if not figures:
         why = ("no given run has a steady-state p99 of it (a fault run needs decisions in the 10 s before its "
                "first fault; runs with surges do not count)")
@@ -110,10 +123,9 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
                    f"p99 {fmt_ms(worst)} ms {when} {'≤' if ok else '>'} {limit_ms:,g} ms ({of}{file})")
 
 
-def _engine_fault(rec: dict[str, Any]) -> bool:
+def _engine_fault(rec: FaultResult) -> bool:
     """A fault that hit the engine itself (not Kafka) and was injected (it names what it hit)."""
-    f = rec["fault"]
-    return f"{f['action']}:{f['target']}" not in CLUSTER_FAULTS and bool(rec.get("target"))
+    return rec.fault.kind not in CLUSTER_FAULTS and bool(rec.target)
 
 
 def exactly_once_verdict(engine: str, runs: list[EngineRun]) -> Verdict:
@@ -121,12 +133,13 @@ def exactly_once_verdict(engine: str, runs: list[EngineRun]) -> Verdict:
     if not runs:
         return Verdict(req, NOT_MEASURED, "no given run of it")
     for r in runs:
-        c = r.result["correctness"]
+        c = r.figures.correctness
         # wrong is None where the engine applies no rules (passthrough): nothing to get wrong.
-        bad = [f"{c[k]:,} {k}" for k in ("missing", "duplicates", "wrong") if c[k]]
+        bad = [f"{v:,} {k}" for k, v in (("missing", c.missing), ("duplicates", c.duplicates), ("wrong", c.wrong))
+               if v]
         if bad:
             return Verdict(req, FAILS, f"{', '.join(bad)} ({r.file})")
-    faulted = [r.file for r in runs if any(_engine_fault(f) for f in r.result.get("recovery", []))]
+    faulted = [r.file for r in runs if any(_engine_fault(f) for f in r.result.recovery)]
     if not faulted:
         return Verdict(req, NOT_MEASURED, f"no given run injected a fault into {engine}: exactly-once is only shown "
                                           f"across a failure (add a run with a worker, job, executor or driver "
@@ -142,23 +155,22 @@ def state_verdict(hours: float, runs: list[EngineRun]) -> Verdict:
     req = f"state ≥ {hours:g} h"
     if not runs:
         return Verdict(req, NOT_MEASURED, "no given run of it")
-    judged = [r for r in runs if r.result["correctness"]["wrong"] is not None]
+    judged = [r for r in runs if r.figures.correctness.wrong is not None]
     if not judged:
         return Verdict(req, NOT_MEASURED, "it applies no rules, so it keeps no per-user state")
     windows = []  # (window_s, duration_s, run) of each run that recorded its workload
     for r in judged:
-        wl = recorded_workload(r.summary.get("metadata", {}))
+        wl = r.summary.workload
         if wl:
-            rules = wl.get("rules") or {}
-            windows.append((rules.get("window_s", Rules.model_fields["window_s"].default), wl.get("duration_s"), r))
+            windows.append((wl.rules.window_s, wl.duration_s, r))
     if not windows:
         return Verdict(req, NOT_MEASURED, "no given run of it records its workload")
     long = [w for w in windows if w[0] >= hours * 3600]
     if not long:
         window, _, r = max(windows, key=lambda w: w[0])
         return Verdict(req, NOT_MEASURED, f"the longest window in the given runs is {window / 3600:g} h ({r.file})")
-    window, duration, r = next((w for w in long if w[2].result["correctness"]["wrong"] == 0), long[0])
-    wrong = r.result["correctness"]["wrong"]
+    window, duration, r = next((w for w in long if w[2].figures.correctness.wrong == 0), long[0])
+    wrong = r.figures.correctness.wrong or 0
     return Verdict(req, MEETS if wrong == 0 else FAILS,
                    f"window_s {window:,} ({window / 3600:g} h) in a {duration:g}-s run, wrong {wrong:,} ({r.file})")
 
@@ -197,16 +209,16 @@ def judge(req: Requirements, ev: Evidence) -> dict[str, list[Verdict]]:
 
 
 def applies_no_rules(engine: str, ev: Evidence) -> bool:
-    return bool(ev.of(engine)) and all(r.result["correctness"]["wrong"] is None for r in ev.of(engine))
+    return bool(ev.of(engine)) and all(r.figures.correctness.wrong is None for r in ev.of(engine))
 
 
 def notes(engine: str, ev: Evidence) -> list[str]:
     """What a reader of the verdicts should know about the evidence itself."""
-    out = [f"{e.get('status')} in {f}: not counted" for f, s in ev.runs for e in s.get("engines", [])
-           if e["engine"] == engine and e.get("status") != "ok"]
+    out = [f"{e.status} in {f}: not counted" for f, s in ev.runs for e in s.engines
+           if e.engine == engine and not e.ok]
     if applies_no_rules(engine, ev):
         out.append("applies no rules: the floor Kafka itself imposes, not a candidate for the fraud job")
-    options = [r.result.get("describe", {}).get("options") or {} for r in ev.of(engine)]
+    options = [r.result.describe.get("options") or {} for r in ev.of(engine)]
     differ = [k for k in dict.fromkeys(k for o in options for k in o)
               if len({json.dumps(o.get(k)) for o in options}) > 1]
     if differ:

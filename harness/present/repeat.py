@@ -6,7 +6,6 @@ Also how `compare` and `recommend` read result folders: a run folder (summary.js
 repeat of one."""
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -16,46 +15,35 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.present.report import fmt_ms
+from harness.results import layout
+from harness.results.read import load_summary, read_json
+from harness.results.schema import EngineResult, Summary
 from harness.support.errors import ResultsError
 
-REPEAT_FILE = "repeat.json"
-SUMMARY_FILE = "summary.json"
-SWEEP_FILE = "sweep.json"
 
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except OSError as e:
-        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}: not valid JSON ({e}); was the run interrupted while writing it?") from None
-
-
-def engine_metrics(e: dict[str, Any]) -> dict[str, float | None]:
+def engine_metrics(e: EngineResult) -> dict[str, float | None]:
     """The figures of one engine's result (status ok) that are compared across runs, by a
     name that carries the unit. None: the run has no such figure (a fault that never
     recovered, `wrong` of passthrough, which applies no rules)."""
-    lat = e["latency_ms"]
-    c = e["correctness"]
-    cpu = e["cpu_seconds"]
+    m = e.measured()
+    lat, c = m.latency_ms, m.correctness
     out: dict[str, float | None] = {
-        "p50_ms": lat["p50"], "p90_ms": lat["p90"], "p99_ms": lat["p99"], "p99.9_ms": lat["p999"],
-        "max_ms": lat["max"], "decisions_per_s": e["throughput"]["decisions_per_s"],
-        "missing": c["missing"], "duplicates": c["duplicates"], "wrong": c["wrong"],
+        "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "p99.9_ms": lat.p999,
+        "max_ms": lat.max, "decisions_per_s": m.throughput.decisions_per_s,
+        "missing": c.missing, "duplicates": c.duplicates, "wrong": c.wrong,
     }
-    w = e.get("windows")
+    w = e.windows
     if w:  # the event-time windows output (workload `windows`)
-        out.update({"windows_missing": w["missing"], "windows_duplicates": w["duplicates"],
-                    "windows_wrong": w["wrong"] + w["unexpected"],
-                    "windows_delay_p50_ms": w["emission_delay_ms"].get("p50"),
-                    "windows_delay_p99_ms": w["emission_delay_ms"].get("p99")})
+        out.update({"windows_missing": w.missing, "windows_duplicates": w.duplicates,
+                    "windows_wrong": w.wrong + w.unexpected,
+                    "windows_delay_p50_ms": w.emission_delay_ms.get("p50"),
+                    "windows_delay_p99_ms": w.emission_delay_ms.get("p99")})
     # Faults by position: every run of a workload has the same schedule.
-    for i, r in enumerate(e.get("recovery", []), 1):
-        out[f"fault{i}_output_gap_s"] = r.get("output_gap_s")
-        out[f"fault{i}_recovery_time_s"] = r.get("recovery_time_s")
-    # During load and drain when recorded (older results: the whole run), as in the run's table.
-    out["engine_cpu_s"] = cpu.get("engine_load", cpu["engine"])
+    for i, r in enumerate(e.recovery, 1):
+        out[f"fault{i}_output_gap_s"] = r.output_gap_s
+        out[f"fault{i}_recovery_time_s"] = r.recovery_time_s
+    # During load and drain, as in the run's table.
+    out["engine_cpu_s"] = m.cpu_seconds.engine_load
     return out
 
 
@@ -66,26 +54,22 @@ def stats(values: list[float | None]) -> dict[str, Any]:
             "max": max(nums, default=None), "values": values}
 
 
-def aggregate(runs: list[tuple[str, dict[str, Any]]], planned: int | None = None) -> dict[str, Any]:
+def aggregate(runs: list[tuple[str, Summary]], planned: int | None = None) -> dict[str, Any]:
     """repeat.json from (run folder name, summary) pairs in run order: per engine its status
     in each run and per metric `stats` over the runs, the values aligned with `runs`."""
-    names = list(dict.fromkeys(e["engine"] for _, s in runs for e in s.get("engines", [])))
+    names = list(dict.fromkeys(e.engine for _, s in runs for e in s.engines))
     engines = {}
     for name in names:
-        results = [next((e for e in s.get("engines", []) if e["engine"] == name), None) for _, s in runs]
-        figures = [engine_metrics(e) if e and e.get("status") == "ok" else {} for e in results]
+        results = [next((e for e in s.engines if e.engine == name), None) for _, s in runs]
+        figures = [engine_metrics(e) if e and e.ok else {} for e in results]
         keys = dict.fromkeys(k for f in figures for k in f)
-        engines[name] = {"status": [e.get("status") if e else "not run" for e in results],
+        engines[name] = {"status": [e.status if e else "not run" for e in results],
                          "metrics": {k: stats([f.get(k) for f in figures]) for k in keys}}
-    first = runs[0][1] if runs else {}
+    first = runs[0][1] if runs else None
     # The first run's metadata stands for all: one command ran them on one machine.
-    return {"workload_name": first.get("workload_name"), "repeat": planned or len(runs),
-            "runs": [name for name, _ in runs], "metadata": first.get("metadata", {}), "engines": engines}
-
-
-def result_folder(path: Path) -> Path:
-    """The folder of a result given as its folder or as its summary.json, repeat.json or sweep.json."""
-    return path.parent if path.is_file() and path.name in (REPEAT_FILE, SUMMARY_FILE, SWEEP_FILE) else path
+    return {"workload_name": first.workload_name if first else None, "repeat": planned or len(runs),
+            "runs": [name for name, _ in runs],
+            "metadata": first.metadata.model_dump(mode="json") if first else {}, "engines": engines}
 
 
 def not_a_result(path: Path, kinds: str) -> ResultsError:
@@ -94,24 +78,30 @@ def not_a_result(path: Path, kinds: str) -> ResultsError:
 
 def load(path: Path) -> dict[str, Any]:
     """A run folder or a repeat folder (or its summary.json / repeat.json) as repeat.json."""
-    d = result_folder(path)
-    if (d / REPEAT_FILE).is_file():
-        return read_json(d / REPEAT_FILE)
-    if (d / SUMMARY_FILE).is_file():
-        return aggregate([(d.name, read_json(d / SUMMARY_FILE))])
-    raise not_a_result(path, f"a run folder ({SUMMARY_FILE}) or a repeat folder ({REPEAT_FILE})")
+    d = layout.result_folder(path)
+    if (d / layout.REPEAT).is_file():
+        data = read_json(d / layout.REPEAT)
+        if not isinstance(data, dict) or not isinstance(data.get("engines"), dict):
+            raise not_a_result(d / layout.REPEAT, "a repeat.json Stream Showdown wrote")
+        return data
+    if (d / layout.SUMMARY).is_file():
+        return aggregate([(d.name, load_summary(d))])
+    raise not_a_result(path, f"a run folder ({layout.SUMMARY}) or a repeat folder ({layout.REPEAT})")
 
 
-def summaries(path: Path) -> list[tuple[Path, dict[str, Any]]] | None:
+def summaries(path: Path) -> list[tuple[Path, Summary]] | None:
     """(summary.json path, summary) of each run in a run or repeat folder; None for neither."""
-    d = result_folder(path)
-    if (d / REPEAT_FILE).is_file():
-        files = [d / run / SUMMARY_FILE for run in read_json(d / REPEAT_FILE)["runs"]]
-    elif (d / SUMMARY_FILE).is_file():
-        files = [d / SUMMARY_FILE]
+    d = layout.result_folder(path)
+    if (d / layout.REPEAT).is_file():
+        data = read_json(d / layout.REPEAT)
+        if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+            raise not_a_result(d / layout.REPEAT, "a repeat.json Stream Showdown wrote")
+        files = [d / str(run) / layout.SUMMARY for run in data["runs"]]
+    elif (d / layout.SUMMARY).is_file():
+        files = [d / layout.SUMMARY]
     else:
         return None
-    return [(f, read_json(f)) for f in files]
+    return [(f, load_summary(f)) for f in files]
 
 
 def label(metric: str) -> str:

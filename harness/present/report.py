@@ -1,14 +1,16 @@
-"""The comparison table, one row per engine, from a summary.json."""
+"""The comparison table, one row per engine, from a run's summary (results/schema.py)."""
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.results import layout
+from harness.results.schema import FaultResult, Summary, Throughput, WindowsResult
 from harness.results.store import RunDir
 from harness.support.console import console as default_console
 
@@ -38,30 +40,29 @@ def _count(v: int | None, markup: Markup) -> str:
     return style(str(v), "green" if v == 0 else "red", markup)
 
 
-def _recovery(rec: list[dict[str, Any]], markup: Markup) -> str:
+def _recovery(rec: list[FaultResult], markup: Markup) -> str:
     if not rec:
         return "—"
     parts = []
     for r in rec:
-        if r.get("error"):
+        if r.error:
             parts.append(style("fault failed", "red", markup))
-        elif r.get("recovered"):
-            parts.append(f"{r['output_gap_s']:.1f} / {r['recovery_time_s']:.1f}")
+        elif r.recovered and r.recovery_time_s is not None:
+            parts.append(f"{r.output_gap_s:.1f} / {r.recovery_time_s:.1f}")
         else:
-            reached = r.get("final_p99_ms")
-            parts.append(f"{r['output_gap_s']:.1f} / {style('never', 'red', markup)} (p99 {fmt_ms(reached)} ms)")
+            parts.append(f"{r.output_gap_s:.1f} / {style('never', 'red', markup)} (p99 {fmt_ms(r.final_p99_ms)} ms)")
     return "\n".join(parts)
 
 
-def _backlog(tp: dict[str, Any], markup: Markup) -> str:
-    if "backlog_max" not in tp:  # results from before the backlog was recorded
+def _backlog(tp: Throughput, markup: Markup) -> str:
+    if tp.backlog_max is None:  # results from before the backlog was recorded
         return "—"
-    growth = tp.get("backlog_growth_per_s")
+    growth = tp.backlog_growth_per_s
     if growth is None:
-        return f"{tp['backlog_max']:,}"
+        return f"{tp.backlog_max:,}"
     # Growing by more than 1 % of the offered rate: the engine is falling behind.
-    behind = growth > 0.01 * tp["offered_per_s"]
-    return f"{tp['backlog_max']:,}\n" + style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
+    behind = growth > 0.01 * tp.offered_per_s
+    return f"{tp.backlog_max:,}\n" + style(f"{growth:+,.0f}/s", "red" if behind else None, markup)
 
 
 COLUMNS = ["engine", "p50", "p90", "p99", "p99.9", "max", "offered/s", "out/s", "on sched", "backlog", "missing", "dup",
@@ -75,63 +76,59 @@ CAPTION = ("latency in ms (receive time − intended send time, after warm-up); 
            "used during the load and drain")
 
 
-def has_windows(summary: dict[str, Any]) -> bool:
-    return any(e.get("windows") for e in summary.get("engines", []))
+def has_windows(summary: Summary) -> bool:
+    return any(e.windows for e in summary.engines)
 
 
-def columns(summary: dict[str, Any]) -> list[str]:
+def columns(summary: Summary) -> list[str]:
     """The table's columns: the windows output's only when the run has one."""
     return [*COLUMNS, WINDOWS_COLUMN] if has_windows(summary) else COLUMNS
 
 
-def caption(summary: dict[str, Any]) -> str:
+def caption(summary: Summary) -> str:
     return CAPTION + (WINDOWS_CAPTION if has_windows(summary) else "")
 
 
-def _windows(w: dict[str, Any] | None, markup: Markup) -> str:
+def _windows(w: WindowsResult | None, markup: Markup) -> str:
     if not w:
         return "—"
-    counts = "/".join(_count(w[k], markup) for k in ("missing", "duplicates", "wrong"))
-    if w["unexpected"]:
-        counts += " " + style(f"+{w['unexpected']} unexpected", "red", markup)
-    d = w["emission_delay_ms"]
+    counts = "/".join(_count(v, markup) for v in (w.missing, w.duplicates, w.wrong))
+    if w.unexpected:
+        counts += " " + style(f"+{w.unexpected} unexpected", "red", markup)
+    d = w.emission_delay_ms
     return f"{counts}\n{fmt_ms(d.get('p50'))} / {fmt_ms(d.get('p99'))}"
 
 
-def rows(summary: dict[str, Any], markup: Markup = "plain") -> list[list[str]]:
+def rows(summary: Summary, markup: Markup = "plain") -> list[list[str]]:
     """The comparison table's cells, one row per engine, marked up for the console, the
     HTML page, or not at all."""
     out = []
     windows = has_windows(summary)
     width = len(COLUMNS) + windows
-    for e in summary.get("engines", []):
-        if e.get("status") != "ok":
-            out.append([style(e["engine"], None, markup), style(str(e.get("status")), "red", markup),
-                        *["—"] * (width - 2)])
+    for e in summary.engines:
+        if not e.ok:
+            out.append([style(e.engine, None, markup), style(e.status, "red", markup), *["—"] * (width - 2)])
             continue
-        lat = e["latency_ms"]
-        tp = e["throughput"]
-        c = e["correctness"]
-        cpu = e["cpu_seconds"]
-        kept = tp["driver_kept_schedule"]
+        m = e.measured()
+        lat, tp, c, cpu = m.latency_ms, m.throughput, m.correctness, m.cpu_seconds
+        kept = tp.driver_kept_schedule
         out.append([
-            style(e["engine"], None, markup),
-            fmt_ms(lat["p50"]), fmt_ms(lat["p90"]), fmt_ms(lat["p99"]), fmt_ms(lat["p999"]), fmt_ms(lat["max"]),
-            f"{tp['offered_per_s']:,.0f}", f"{tp['decisions_per_s']:,.0f}",
+            style(e.engine, None, markup),
+            fmt_ms(lat.p50), fmt_ms(lat.p90), fmt_ms(lat.p99), fmt_ms(lat.p999), fmt_ms(lat.max),
+            f"{tp.offered_per_s:,.0f}", f"{tp.decisions_per_s:,.0f}",
             style("yes" if kept else "no", "green" if kept else "red", markup),
             _backlog(tp, markup),
-            _count(c["missing"], markup), _count(c["duplicates"], markup), _count(c["wrong"], markup),
-            _recovery(e.get("recovery", []), markup),
-            # During the load and drain when recorded (older results: the whole run).
-            f"{cpu.get('engine_load', cpu['engine']):.0f} / {cpu.get('kafka_load', cpu['kafka']):.0f}",
-            *([_windows(e.get("windows"), markup)] if windows else []),
+            _count(c.missing, markup), _count(c.duplicates, markup), _count(c.wrong, markup),
+            _recovery(e.recovery, markup),
+            # During the load and drain (format-1 results: the whole run).
+            f"{cpu.engine_load:.0f} / {cpu.kafka_load:.0f}",
+            *([_windows(e.windows, markup)] if windows else []),
         ])
     return out
 
 
-def table(summary: dict[str, Any]) -> Table:
-    wl = summary.get("workload_name", "?")
-    t = Table(title=f"Stream Showdown — {wl} ({summary.get('status')})", title_justify="left")
+def table(summary: Summary) -> Table:
+    t = Table(title=f"Stream Showdown — {summary.workload_name} ({summary.status})", title_justify="left")
     for col in columns(summary):
         t.add_column(col, justify="left" if col == "engine" else "center" if col == "on sched" else "right")
     for row in rows(summary, markup="rich"):
@@ -140,50 +137,50 @@ def table(summary: dict[str, Any]) -> Table:
     return t
 
 
-def notes(summary: dict[str, Any]) -> list[str]:
+def notes(summary: Summary) -> list[str]:
     """What the table cannot show: errors, the first offending txn_ids, events of the run."""
     out = []
-    for e in summary.get("engines", []):
-        if e.get("error"):
-            out.append(f"{e['engine']} {e.get('status')}: {e['error']}")
-        examples = (e.get("correctness") or {}).get("examples") or {}
-        for kind, ids in examples.items():
-            out.append(f"{e['engine']}: first {kind}: " + "; ".join(ids))
-        for kind, items in ((e.get("windows") or {}).get("examples") or {}).items():
-            out.append(f"{e['engine']}: first {kind} window results: " + "; ".join(items))
-        by_schema = (e.get("correctness") or {}).get("by_schema") or {}
-        if by_schema:
-            out.append(f"{e['engine']}: by value schema: " + "; ".join(
-                f"{v} ({c['sent']:,} sent) missing {c['missing']}, dup {c['duplicates']}, "
-                f"wrong {'—' if c['wrong'] is None else c['wrong']}" for v, c in by_schema.items()))
-        for r in e.get("recovery", []):
-            if r.get("duplicates"):
-                fault = r.get("fault", {})
-                out.append(f"{e['engine']}: {r['duplicates']:,} duplicate(s) received after "
-                           f"{fault.get('action')} {fault.get('target')} at {r.get('at_s')} s, before the next fault")
-        for line in e.get("events", []):
-            out.append(f"{e['engine']}: {line}")
+    if summary.error:
+        out.append(f"run {summary.status}: {summary.error}")
+    for e in summary.engines:
+        name = e.engine
+        if e.error:
+            out.append(f"{name} {e.status}: {e.error}")
+        c = e.correctness
+        for kind, ids in (c.examples if c else {}).items():
+            out.append(f"{name}: first {kind}: " + "; ".join(ids))
+        for kind, items in (e.windows.examples if e.windows else {}).items():
+            out.append(f"{name}: first {kind} window results: " + "; ".join(items))
+        if c and c.by_schema:
+            out.append(f"{name}: by value schema: " + "; ".join(
+                f"{v} ({s.sent:,} sent) missing {s.missing}, dup {s.duplicates}, "
+                f"wrong {'—' if s.wrong is None else s.wrong}" for v, s in c.by_schema.items()))
+        for r in e.recovery:
+            if r.duplicates:
+                out.append(f"{name}: {r.duplicates:,} duplicate(s) received after "
+                           f"{r.fault.action} {r.fault.target} at {r.at_s} s, before the next fault")
+        for line in e.events:
+            out.append(f"{name}: {line}")
     return out
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(summary: Summary, console: Console | None = None) -> None:
     console = console or default_console
     console.print(table(summary))
     for line in notes(summary):
         console.print(f"[yellow]{escape(line)}[/]")
 
 
-def _metadata(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    m = summary.get("metadata", {})
-    v = m.get("versions", {})
+def _metadata(summary: Summary) -> list[tuple[str, str]]:
+    m = summary.metadata
+    v = m.versions
     pinned = v.get("pinned", {})
-    machine = m.get("machine", {})
-    git = m.get("git", {})
+    machine = m.machine
+    git = m.git
     return [
-        ("workload", f"{summary.get('workload_name')} (seed {m.get('workload', {}).get('seed')}, "
-                     f"{m.get('workload', {}).get('path')})"),
-        ("status", f"{summary.get('status')}, {summary.get('started_at')} → {summary.get('finished_at')}"),
-        ("backend", m.get("backend_note") or str(m.get("backend"))),
+        ("workload", f"{summary.workload_name} (seed {m.workload.seed}, {m.workload.path})"),
+        ("status", f"{summary.status}, {summary.started_at} → {summary.finished_at}"),
+        ("backend", m.backend_note or m.backend),
         ("machine", f"{machine.get('cpu_model')}, {machine.get('cpus')} CPUs, {machine.get('memory_gib')} GiB, "
                     f"{machine.get('platform')}"),
         ("versions", f"Kafka {pinned.get('kafka', {}).get('version')}, Flink {pinned.get('flink', {}).get('version')}, "
@@ -205,15 +202,15 @@ svg { max-width: 100%; height: auto; } .caption, .meta td { color: #555; text-al
 """
 
 
-def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
+def write_files(run_dir: Path, summary: Summary) -> tuple[Path, Path]:
     """report.html (one self-contained page: inline SVG, no network needed) and report.md
     (with its figures as PNG files in report-files/) in `run_dir`."""
     from harness.present import charts  # matplotlib: only when a report is written
 
-    figures = charts.draw(run_dir, summary, run_dir / "report-files")
+    figures = charts.draw(run_dir, summary, run_dir / layout.REPORT_FILES)
     note_lines = notes(summary)
     cells = rows(summary)
-    title = f"Stream Showdown — {summary.get('workload_name')} ({summary.get('status')})"
+    title = f"Stream Showdown — {summary.workload_name} ({summary.status})"
     body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
             f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
@@ -227,7 +224,7 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     page += ["<h2>Run</h2><table class='meta'>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _metadata(summary)) + "</table>",
         "</body></html>"]
-    html_path = run_dir / "report.html"
+    html_path = run_dir / layout.REPORT_HTML
     html_path.write_text("\n".join(page))
 
     cols = [c.replace("\n", "<br>") for c in columns(summary)]
@@ -238,7 +235,7 @@ def write_files(run_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     if note_lines:
         md += ["## Notes", "", *(f"- {n}" for n in note_lines), ""]
     md += ["## Run", "", *(f"- **{k}**: {v}" for k, v in _metadata(summary)), ""]
-    md_path = run_dir / "report.md"
+    md_path = run_dir / layout.REPORT_MD
     md_path.write_text("\n".join(md))
     return html_path, md_path
 

@@ -1,8 +1,7 @@
-"""Run output: results/<timestamp>-<workload>/ with summary.json, timeseries.csv, logs."""
+"""Writing a run's folder (layout.py): its metadata, its summary after every engine, its time series."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import socket
@@ -13,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 from harness.provision.versions import harness_versions, pinned
+from harness.results import layout
+from harness.results.schema import EngineResult, Metadata, RecordedWorkload, Summary
 from harness.support.paths import ROOT
+from harness.workload.schema import Workload
 
 
 def git_commit() -> dict[str, Any]:
@@ -45,70 +46,53 @@ def machine() -> dict[str, Any]:
     }
 
 
-def metadata(workload_path: str, workload_text: str, seed: int, backend: str) -> dict[str, Any]:
-    return {
-        "versions": {**harness_versions(), "pinned": pinned()},
-        "backend": backend,
-        "machine": machine(),
-        "workload": {"path": workload_path, "seed": seed, "text": workload_text},
-        "git": git_commit(),
-        "command": sys.argv,
-    }
+def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str, backend_note: str) -> Metadata:
+    return Metadata(
+        versions={**harness_versions(), "pinned": pinned()}, backend=backend, backend_note=backend_note,
+        machine=machine(),
+        workload=RecordedWorkload(path=workload_path, seed=wl.seed, text=workload_text, parsed=wl),
+        git=git_commit(), command=list(sys.argv),
+    )
+
+
+TIMESERIES_FIELDS = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms", "backlog"]
 
 
 class RunDir:
     """One run's folder. The summary is rewritten after every engine, marked partial
     until the run completes, so an interrupted run still leaves what it measured."""
 
-    def __init__(self, base: Path, workload_name: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self.path = base / f"{stamp}-{workload_name}"
-        suffix = 1
-        while self.path.exists():
-            suffix += 1
-            self.path = base / f"{stamp}-{workload_name}-{suffix}"
-        self.path.mkdir(parents=True)
-        self.summary: dict[str, Any] = {"status": "partial", "started_at": datetime.now(UTC).isoformat(),
-                                        "engines": []}
+    def __init__(self, base: Path, workload_name: str, meta: Metadata) -> None:
+        self.path = layout.new_folder(base, workload_name)
+        self.summary = Summary(status="partial", started_at=datetime.now(UTC).isoformat(),
+                               workload_name=workload_name, metadata=meta)
 
     @property
     def logs(self) -> Path:
-        return self.path / "logs"
+        return layout.logs(self.path)
+
+    def add(self, result: EngineResult) -> None:
+        self.summary.engines.append(result)
+        self.write()
 
     def write(self) -> None:
-        tmp = self.path / "summary.json.tmp"
-        tmp.write_text(json.dumps(self.summary, indent=2, default=str))
-        tmp.replace(self.path / "summary.json")
+        tmp = self.path / (layout.SUMMARY + ".tmp")
+        tmp.write_text(self.summary.model_dump_json(indent=2))
+        tmp.replace(self.path / layout.SUMMARY)
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.summary["status"] = status
-        self.summary["finished_at"] = datetime.now(UTC).isoformat()
+        self.summary.status = "complete" if status == "complete" else "partial"
+        self.summary.finished_at = datetime.now(UTC).isoformat()
         if error:
-            self.summary["error"] = error
+            self.summary.error = error
         self.write()
 
     def append_timeseries(self, engine: str, rows: list[dict[str, Any]]) -> None:
-        path = self.path / "timeseries.csv"
-        fields = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms", "backlog"]
+        path = self.path / layout.TIMESERIES
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
+            w = csv.DictWriter(f, fieldnames=TIMESERIES_FIELDS)
             if new:
                 w.writeheader()
             for row in rows:
                 w.writerow({"engine": engine, **row})
-
-
-def recorded_workload(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the workload file a run recorded ({} if none or unreadable)."""
-    text = metadata.get("workload", {}).get("text")
-    try:
-        fields = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return {}
-    return fields if isinstance(fields, dict) else {}
-
-
-def load_summary(path: Path) -> dict[str, Any]:
-    target = path / "summary.json" if path.is_dir() else path
-    return json.loads(target.read_text())

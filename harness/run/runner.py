@@ -25,6 +25,16 @@ from harness.judge.oracle import Decision, WindowsExpected, decide, windows
 from harness.load import collector, driver
 from harness.load.driver import DriverReport, LoadStart
 from harness.load.generator import Txn, generate, v2_from_txn
+from harness.results import layout
+from harness.results.schema import (
+    Correctness,
+    CpuSeconds,
+    EngineResult,
+    FaultResult,
+    Latency,
+    Throughput,
+    WindowsResult,
+)
 from harness.results.store import RunDir, metadata
 from harness.run.nemesis import Nemesis
 from harness.support import procs
@@ -104,7 +114,7 @@ class EngineRun:
         self.records = records
         self.oracle = oracle
         self.keep_records = keep_records
-        self.log_dir = run_dir.logs / name
+        self.log_dir = layout.engine_logs(run_dir.path, name)
         self.kafka: KafkaCluster = (ContainerKafka(wl.kafka, self.log_dir) if backend == "containers"
                                     else LocalKafka(wl.kafka, self.log_dir))
         self.engine = engines.create(name, options)
@@ -118,7 +128,7 @@ class EngineRun:
         self.events: list[str] = []
         self.cpu_load: dict[str, float] = {}
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> EngineResult:
         wl = self.wl
         setup: dict[str, float] = {}
         self.engine.prepare()
@@ -133,8 +143,8 @@ class EngineRun:
         setup["engine_start_s"] = round(time.monotonic() - t0, 2)
         console.print(f"[green]✓[/] {self.name} pipeline running in {setup['engine_start_s']:.1f} s")
 
-        out_file = self.log_dir / "received.npy"
-        windows_file = self.log_dir / "windows.npy" if self.windows_expected else None
+        out_file = layout.received(self.run_dir.path, self.name)
+        windows_file = layout.windows_received(self.run_dir.path, self.name) if self.windows_expected else None
         cstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
         dstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
         start_q: mp.Queue[LoadStart] = self.mp.Queue()
@@ -241,7 +251,7 @@ class EngineRun:
         return report, collected
 
     def _judge(self, setup: dict[str, float], start: LoadStart, end_ns: int, report: DriverReport,
-               collected: dict[str, Any], received: np.ndarray, window_results: np.ndarray | None) -> dict[str, Any]:
+               collected: dict[str, Any], received: np.ndarray, window_results: np.ndarray | None) -> EngineResult:
         wl = self.wl
         first = metrics.first_copies(received)
         measure_from = start.wall_ns + int(wl.warmup_s * 1e9)
@@ -259,15 +269,15 @@ class EngineRun:
             rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns,
                                    baseline_until_ns=events[0].injected_ns,
                                    next_fault_ns=window_end)
-            recoveries.append({
-                "fault": ev.fault.model_dump(), "target": ev.target,
-                "at_s": round((ev.injected_ns - start.wall_ns) / 1e9, 3),
-                "recovered_after_s": (None if ev.recovered_ns is None
-                                      else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3)),
-                "error": ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
+            recoveries.append(FaultResult(
+                fault=ev.fault, target=ev.target,
+                at_s=round((ev.injected_ns - start.wall_ns) / 1e9, 3),
+                recovered_after_s=(None if ev.recovered_ns is None
+                                   else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3)),
+                error=ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
                 # Copies received from this fault until the next one: what its replay duplicated.
-                "duplicates": int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
-            })
+                duplicates=int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
+            ))
         seconds = int(np.ceil((end_ns - start.wall_ns) / 1e9))
         series = metrics.per_second(first, start.wall_ns, seconds)
         for row in series:
@@ -285,46 +295,44 @@ class EngineRun:
         windows_check = None
         if self.windows_expected is not None and window_results is not None:
             wc = checker.check_windows(window_results, self.windows_expected, start.wall_ns)
-            windows_check = {**asdict(wc), "exactly_once": wc.exactly_once}
-        return {
-            "engine": self.name,
-            "status": "ok",
-            "describe": self.engine.describe(),
-            "setup": setup,
-            "kafka": self.kafka.describe(),
-            # The schedule's zero: with received.npy, enough to recompute every figure.
-            "load_start_ns": start.wall_ns,
-            "latency_ms": latency,
-            "throughput": {
-                "offered_per_s": round(len(self.records) / wl.duration_s, 1),
-                "sent": report.sent,
-                "decisions_per_s": round(len(first) / max(1e-9, (last_recv - start.wall_ns) / 1e9), 1),
-                "driver_kept_schedule": report.kept_schedule,
-                "driver_max_lag_ms": round(report.max_lag_ms, 3),
-                "driver_late_sends": report.late_sends,
-                "driver_delivery_errors": report.delivery_errors,
-                "driver_first_error": report.first_error,
-                "backlog_max": max(backlog, default=0),
+            windows_check = WindowsResult(**asdict(wc), exactly_once=wc.exactly_once)
+        return EngineResult(
+            engine=self.name,
+            status="ok",
+            describe=self.engine.describe(),
+            setup=setup,
+            kafka=self.kafka.describe(),
+            load_start_ns=start.wall_ns,
+            latency_ms=Latency.model_validate(latency),
+            throughput=Throughput(
+                offered_per_s=round(len(self.records) / wl.duration_s, 1),
+                sent=report.sent,
+                decisions_per_s=round(len(first) / max(1e-9, (last_recv - start.wall_ns) / 1e9), 1),
+                driver_kept_schedule=report.kept_schedule,
+                driver_max_lag_ms=round(report.max_lag_ms, 3),
+                driver_late_sends=report.late_sends,
+                driver_delivery_errors=report.delivery_errors,
+                driver_first_error=report.first_error,
+                backlog_max=max(backlog, default=0),
                 # Over the steady load (after warm-up, before any surge or fault): > 0 means
                 # decisions fall further behind each second without anything pushing them.
-                "backlog_growth_per_s": metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
-            },
-            "correctness": {**asdict(correctness), "exactly_once": correctness.exactly_once},
-            # The event-time windows output, checked against the oracle; None: the run has none.
-            "windows": windows_check,
-            "recovery": recoveries,
-            "cpu_seconds": {
-                "engine": round(self.engine.cpu_seconds(), 2),
-                "kafka": round(self.kafka.cpu_seconds(), 2),
+                backlog_growth_per_s=metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
+            ),
+            correctness=Correctness(**asdict(correctness), exactly_once=correctness.exactly_once),
+            windows=windows_check,
+            recovery=recoveries,
+            cpu_seconds=CpuSeconds(
+                engine=round(self.engine.cpu_seconds(), 2),
+                kafka=round(self.kafka.cpu_seconds(), 2),
                 # From the load's start to the drain's end: without start-up and JIT warm-up,
                 # what the work itself cost.
-                "engine_load": self.cpu_load["engine"],
-                "kafka_load": self.cpu_load["kafka"],
-                "driver": round(report.cpu_seconds, 2),
-                "collector": round(collected["cpu_seconds"], 2),
-            },
-            "events": self.events + [f"collector error: {e}" for e in collected["errors"]],
-        }
+                engine_load=self.cpu_load["engine"],
+                kafka_load=self.cpu_load["kafka"],
+                driver=round(report.cpu_seconds, 2),
+                collector=round(collected["cpu_seconds"], 2),
+            ),
+            events=self.events + [f"collector error: {e}" for e in collected["errors"]],
+        )
 
     def _write_records(self, start: LoadStart, received: np.ndarray) -> None:
         import pyarrow as pa
@@ -334,9 +342,9 @@ class EngineRun:
         inputs = pa.table({name: pa.array(col, pa.int64()) for name, col in zip(Txn._fields, cols)})
         inputs = inputs.append_column("sent_ns", pa.array([start.wall_ns + r.offset_ns for r in self.records],
                                                           pa.int64()))
-        pq.write_table(inputs, self.run_dir.path / "transactions.parquet")
+        pq.write_table(inputs, self.run_dir.path / layout.TRANSACTIONS)
         pq.write_table(pa.table({n: received[n] for n in received.dtype.names}),
-                       self.run_dir.path / f"decisions-{self.name}.parquet")
+                       layout.decisions_parquet(self.run_dir.path, self.name))
 
     def close(self) -> None:
         if self.nemesis is not None:
@@ -370,11 +378,9 @@ def choose_backend(requested: str) -> tuple[str, str]:
 def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path,
         engine_names: list[str] | None = None, keep_records: bool = False, backend: str = "local") -> RunDir:
     names = engine_names or list(wl.engines)
-    run_dir = RunDir(results_base, wl.name)
-    run_dir.summary["workload_name"] = wl.name
     backend, why = choose_backend(backend)
-    run_dir.summary["metadata"] = metadata(workload_path, workload_text, wl.seed, backend=backend)
-    run_dir.summary["metadata"]["backend_note"] = f"{BACKENDS[backend]} ({why})"
+    run_dir = RunDir(results_base, wl.name,
+                     metadata(workload_path, workload_text, wl, backend, f"{BACKENDS[backend]} ({why})"))
     run_dir.write()
     console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
     if backend == "containers":
@@ -404,19 +410,18 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
             try:
                 result = er.execute()
             except KeyboardInterrupt:
-                run_dir.summary["engines"].append({"engine": name, "status": "interrupted"})
+                run_dir.summary.engines.append(EngineResult(engine=name, status="interrupted"))
                 run_dir.finish("partial", error="interrupted by the user")
                 raise
             except Exception as e:
                 console.print(f"[red]{name} failed:[/] {e}")
-                result = {"engine": name, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                result = EngineResult(engine=name, status="failed", error=f"{type(e).__name__}: {e}")
             finally:
                 er.close()
-            run_dir.summary["engines"].append(result)
-            run_dir.write()
+            run_dir.add(result)
     finally:
         sampler.close()
-    failed = [e["engine"] for e in run_dir.summary["engines"] if e["status"] != "ok"]
+    failed = [e.engine for e in run_dir.summary.engines if not e.ok]
     run_dir.finish("complete" if not failed else "partial",
                    error=f"engines failed: {', '.join(failed)}" if failed else None)
     return run_dir

@@ -17,6 +17,8 @@ import yaml
 from rich.table import Table
 
 from harness.judge import metrics
+from harness.results import layout
+from harness.results.schema import EngineResult
 from harness.results.store import RunDir
 from harness.run import runner
 from harness.support.console import console
@@ -36,23 +38,24 @@ class Step:
     cpu_s_per_million: float | None
 
 
-def judge(e: dict[str, Any], wl: Workload, run_dir: Path) -> tuple[list[str], float | None]:
+def judge(e: EngineResult, wl: Workload, run_dir: Path) -> tuple[list[str], float | None]:
     """The reasons a step's engine result is not sustainable (none: it is), and the
     latency growth over the step."""
     s = wl.sweep
-    if e.get("status") != "ok":
-        return [f"the run {e.get('status')}: {e.get('error')}"], None
+    if not e.ok or e.load_start_ns is None:
+        return [f"the run {e.status}: {e.error}"], None
+    m = e.measured()
     reasons = []
-    if not e["throughput"]["driver_kept_schedule"]:
+    if not m.throughput.driver_kept_schedule:
         reasons.append("the driver fell off its schedule")
-    if e["correctness"]["missing"]:
-        reasons.append(f"{e['correctness']['missing']} decisions never arrived")
-    p99 = e["latency_ms"]["p99"]
+    if m.correctness.missing:
+        reasons.append(f"{m.correctness.missing} decisions never arrived")
+    p99 = m.latency_ms.p99
     if p99 is None or p99 > s.p99_limit_ms:
         reasons.append(f"p99 {p99} ms over the limit of {s.p99_limit_ms:g} ms")
-    first = metrics.first_copies(np.load(run_dir / "logs" / e["engine"] / "received.npy"))
-    start = e["load_start_ns"] + int(s.warmup_s * 1e9)
-    growth = metrics.latency_growth_ms(first, start, e["load_start_ns"] + int(s.duration_s * 1e9))
+    first = metrics.first_copies(np.load(layout.received(run_dir, e.engine)))
+    start = e.load_start_ns + int(s.warmup_s * 1e9)
+    growth = metrics.latency_growth_ms(first, start, e.load_start_ns + int(s.duration_s * 1e9))
     if growth > s.max_growth_ms:
         reasons.append(f"latency grew by {growth:,.0f} ms over the step (limit {s.max_growth_ms:g})")
     return reasons, growth
@@ -68,7 +71,7 @@ def step_changes(wl: Workload, rate: float) -> dict[str, Any]:
 def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_names: list[str],
         backend: str, finish_step: Callable[[RunDir], None] = lambda _: None) -> Path:
     """`finish_step` runs on each step's folder once it is written (the CLI draws its report)."""
-    out = RunDir(results_base, f"{wl.name}-sweep").path
+    out = layout.new_folder(results_base, f"{wl.name}-sweep")
     steps: list[Step] = []
     for name in engine_names:
         for rate in wl.sweep.rates:
@@ -78,16 +81,16 @@ def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_
             step_text = yaml.safe_dump({**yaml.safe_load(text), **changes}, sort_keys=False)
             run_dir = runner.run(step_wl, workload_path, step_text, out, [name], backend=backend)
             finish_step(run_dir)
-            e = run_dir.summary["engines"][0]
+            e = run_dir.summary.engines[0]
             reasons, growth = judge(e, wl, run_dir.path)
-            ok = e.get("status") == "ok"
-            cpu = e["cpu_seconds"].get("engine_load") if ok else None
+            m = e.measured() if e.ok else None
+            cpu = m.cpu_seconds.engine_load if m else None
             steps.append(Step(
                 engine=name, rate=rate, run=run_dir.path.name, sustainable=not reasons, why_not="; ".join(reasons),
-                p50_ms=e["latency_ms"]["p50"] if ok else None, p99_ms=e["latency_ms"]["p99"] if ok else None,
+                p50_ms=m.latency_ms.p50 if m else None, p99_ms=m.latency_ms.p99 if m else None,
                 growth_ms=growth,
-                cpu_s_per_million=round(cpu / e["throughput"]["sent"] * 1e6, 1) if ok and cpu else None))
-            (out / "sweep.json").write_text(json.dumps(_result(wl, backend, steps), indent=2))
+                cpu_s_per_million=round(cpu / m.throughput.sent * 1e6, 1) if m and cpu and m.throughput.sent else None))
+            (out / layout.SWEEP).write_text(json.dumps(_result(wl, backend, steps), indent=2))
             if reasons:
                 console.print(f"[yellow]{name} does not sustain {rate:g} ev/s:[/] {'; '.join(reasons)}")
                 break

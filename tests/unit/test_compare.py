@@ -46,8 +46,8 @@ def test_warns_about_everything_besides_the_engines_that_differs() -> None:
     same = repeat.aggregate([("b", summary(engine()))])
     assert compare.warnings(a, same) == []
     other = summary(engine(), text=SMOKE_TEXT.replace("rate: 200", "rate: 500"), backend="containers")
-    other["metadata"]["machine"]["cpus"] = 4
-    other["metadata"]["versions"] = {"python": "3.12.1", "pinned": {"flink": {"version": "2.2.1"}}}
+    other.metadata.machine["cpus"] = 4
+    other.metadata.versions = {"python": "3.12.1", "pinned": {"flink": {"version": "2.2.1"}}}
     warnings = compare.warnings(a, repeat.aggregate([("b", other)]))
     assert warnings[0].startswith("workload text differs") and warnings[0].endswith("in: rate")
     assert warnings[1:] == ["different backends: local vs containers", "different machines: cpus 2 vs 4",

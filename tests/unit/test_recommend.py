@@ -17,9 +17,11 @@ from harness.present.recommend import (
     Evidence,
     Requirements,
 )
+from harness.results.schema import EngineResult
 from tests.unit.test_repeat import (
     SMOKE_TEXT,
     engine,
+    failed,
     fault,
     summary,
     write_repeat,
@@ -27,7 +29,7 @@ from tests.unit.test_repeat import (
 )
 
 
-def runs(*entries: tuple[dict[str, Any], str]) -> list[EngineRun]:
+def runs(*entries: tuple[EngineResult, str]) -> list[EngineRun]:
     """EngineRuns of one engine entry each, with the workload text of the run."""
     return [EngineRun(Path(f"r{i}/summary.json"), summary(e, text=text), e) for i, (e, text) in enumerate(entries)]
 
@@ -105,7 +107,7 @@ def test_gather_reads_run_repeat_and_sweep_folders_once_each(tmp_path: Path) -> 
 def test_judge_lists_every_requirement_and_the_engines_that_meet_all() -> None:
     ev = Evidence(runs=[(Path("a/summary.json"), summary(engine(p99=4000, faults=[fault(pre_p99=120)]),
                                                          engine("flink", p99=13866, faults=[fault(pre_p99=1100)]),
-                                                         {"engine": "spark", "status": "failed"}))],
+                                                         failed("spark")))],
                   sweeps=[(Path("s/sweep.json"), sweep("kafka", [(1000, True)]))])
     verdicts = recommend.judge(Requirements(500, exactly_once=True, state_hours=1, rate=1000), ev)
     assert [v.status for v in verdicts["kafka"]] == [MEETS] * 4

@@ -5,51 +5,80 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from harness import cli
 from harness.present import repeat
+from harness.results.schema import (
+    Correctness,
+    CpuSeconds,
+    EngineResult,
+    FaultResult,
+    Latency,
+    Metadata,
+    RecordedWorkload,
+    Summary,
+    Throughput,
+    WindowsResult,
+)
 from harness.results.store import RunDir
 from harness.support.paths import WORKLOADS
+from harness.workload.schema import Fault, Workload
 
 SMOKE_TEXT = "name: smoke\nseed: 7\nduration_s: 30\nrate: 200\nrules: {window_s: 3600}\n"
 
 
 def engine(name: str = "kafka", p99: float = 100.0, missing: int = 0, duplicates: int = 0,
-           wrong: int | None = 0, faults: list[dict[str, Any]] | None = None, cpu: float = 2.0,
-           decisions_per_s: float = 199.5, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One engine's entry of a summary.json, with only what the harness reads back."""
-    return {
-        "engine": name, "status": "ok", "describe": {"options": options or {}},
-        "latency_ms": {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99, "p999": p99 * 1.1, "max": p99 * 1.2},
-        "throughput": {"offered_per_s": 200.0, "decisions_per_s": decisions_per_s, "driver_kept_schedule": True},
-        "correctness": {"missing": missing, "duplicates": duplicates, "wrong": wrong},
-        "recovery": faults or [],
-        "cpu_seconds": {"engine": cpu + 1, "kafka": 20.0, "engine_load": cpu, "kafka_load": 15.0},
-    }
+           wrong: int | None = 0, faults: list[FaultResult] | None = None, cpu: float = 2.0,
+           decisions_per_s: float = 199.5, options: dict[str, Any] | None = None,
+           windows: WindowsResult | None = None) -> EngineResult:
+    """One engine's finished row, every figure the schema asks for."""
+    return EngineResult(
+        engine=name, status="ok", describe={"options": options or {}}, load_start_ns=1_700_000_000_000_000_000,
+        latency_ms=Latency(p50=p99 / 2, p90=p99 * 0.8, p99=p99, p999=p99 * 1.1, max=p99 * 1.2, mean=p99 / 2,
+                           n=6000),
+        throughput=Throughput(offered_per_s=200.0, sent=6000, decisions_per_s=decisions_per_s,
+                              driver_kept_schedule=True, driver_max_lag_ms=1.0, driver_late_sends=0,
+                              driver_delivery_errors=0, driver_first_error=None, backlog_max=40,
+                              backlog_growth_per_s=0.0),
+        correctness=Correctness(expected=6000, received=6000 - missing + duplicates, missing=missing,
+                                duplicates=duplicates, wrong=wrong, unexpected=0,
+                                exactly_once=not (missing or duplicates or wrong)),
+        windows=windows, recovery=faults or [],
+        cpu_seconds=CpuSeconds(engine=cpu + 1, kafka=20.0, engine_load=cpu, kafka_load=15.0, driver=1.0,
+                               collector=1.0),
+    )
+
+
+def failed(name: str) -> EngineResult:
+    return EngineResult(engine=name, status="failed", error="the cluster did not start")
 
 
 def fault(pre_p99: float | None = 50.0, gap: float = 0.2, recovery: float | None = 5.0,
-          target: str = "worker", hit: str = "kafka-processor-0 (pid 1)") -> dict[str, Any]:
-    return {"fault": {"at_s": 8.0, "action": "kill", "target": target}, "target": hit, "error": None,
-            "output_gap_s": gap, "recovered": recovery is not None, "recovery_time_s": recovery,
-            "pre_fault_p99_ms": pre_p99}
+          target: str = "worker", hit: str = "kafka-processor-0 (pid 1)") -> FaultResult:
+    return FaultResult(fault=Fault(at_s=8.0, action="kill", target=target), target=hit, at_s=8.0,
+                       recovered_after_s=1.0, error=None, output_gap_s=gap, recovered=recovery is not None,
+                       recovery_time_s=recovery, pre_fault_p99_ms=pre_p99, threshold_ms=250.0,
+                       peak_p99_ms=None, final_p99_ms=None, duplicates=0)
 
 
-def summary(*engines: dict[str, Any], text: str = SMOKE_TEXT, name: str = "smoke",
-            backend: str = "local") -> dict[str, Any]:
-    return {"status": "complete", "workload_name": name, "engines": list(engines),
-            "metadata": {"backend": backend, "workload": {"text": text, "seed": 7},
-                         "machine": {"cpus": 2, "hostname": "vm"}, "versions": {"python": "3.11.7"},
-                         "git": {"commit": "abc", "dirty": False}}}
+def summary(*engines: EngineResult, text: str = SMOKE_TEXT, name: str = "smoke",
+            backend: str = "local") -> Summary:
+    wl = Workload.model_validate(yaml.safe_load(text))
+    return Summary(
+        status="complete", started_at="2026-12-05T10:00:00+00:00", workload_name=name, engines=list(engines),
+        metadata=Metadata(versions={"python": "3.11.7"}, backend=backend, machine={"cpus": 2, "hostname": "vm"},
+                          workload=RecordedWorkload(path="w.yaml", seed=wl.seed, text=text, parsed=wl),
+                          git={"commit": "abc", "dirty": False}, command=["showdown", "run"]))
 
 
-def write_run(folder: Path, s: dict[str, Any]) -> Path:
+def write_run(folder: Path, s: Summary) -> Path:
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps(s))
+    (folder / "summary.json").write_text(s.model_dump_json())
     return folder
 
 
-def write_repeat(folder: Path, summaries: list[dict[str, Any]]) -> Path:
+def write_repeat(folder: Path, summaries: list[Summary]) -> Path:
     runs = [(write_run(folder / f"run-{i}", s).name, s) for i, s in enumerate(summaries)]
     (folder / "repeat.json").write_text(json.dumps(repeat.aggregate(runs)))
     return folder
@@ -61,14 +90,10 @@ def test_engine_metrics_carry_every_figure_with_its_unit() -> None:
                        "duplicates", "wrong", "fault1_output_gap_s", "fault1_recovery_time_s", "engine_cpu_s"]
     assert (m["p99_ms"], m["fault1_output_gap_s"], m["fault1_recovery_time_s"], m["engine_cpu_s"]) == \
         (100, 0.3, None, 2.5)
-    old = engine()
-    del old["cpu_seconds"]["engine_load"]  # results from before the load's CPU was recorded
-    assert repeat.engine_metrics(old)["engine_cpu_s"] == 3.0
 
 
 def test_aggregate_gives_median_min_max_and_the_values_in_run_order() -> None:
-    failed = {"engine": "kafka", "status": "failed", "error": "ClusterError: ..."}
-    runs = [("r1", summary(engine(p99=300))), ("r2", summary(engine(p99=100))), ("r3", summary(failed)),
+    runs = [("r1", summary(engine(p99=300))), ("r2", summary(engine(p99=100))), ("r3", summary(failed("kafka"))),
             ("r4", summary(engine(p99=200)))]
     result = repeat.aggregate(runs, planned=5)
     assert (result["runs"], result["repeat"], result["workload_name"]) == (["r1", "r2", "r3", "r4"], 5, "smoke")
@@ -100,7 +125,7 @@ def test_load_reads_a_run_or_a_repeat_folder_and_names_anything_else(tmp_path: P
     assert single["runs"] == ["one"] and single["engines"]["kafka"]["metrics"]["p99_ms"]["values"] == [120]
     rep = write_repeat(tmp_path / "x2", [summary(engine(p99=1)), summary(engine(p99=3))])
     assert repeat.load(rep)["engines"]["kafka"]["metrics"]["p99_ms"]["median"] == 2
-    assert [s["engines"][0]["latency_ms"]["p99"] for _, s in repeat.summaries(rep) or []] == [1, 3]
+    assert [s.engines[0].measured().latency_ms.p99 for _, s in repeat.summaries(rep) or []] == [1, 3]
     assert repeat.summaries(tmp_path) is None
     with pytest.raises(repeat.ResultsError, match="not a run folder") as e:
         repeat.load(tmp_path)
@@ -135,8 +160,10 @@ def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Pa
 
     def fake_run(wl: Any, path: str, text: str, base: Path, engines: Any, keep: bool, backend: str) -> RunDir:
         assert backend == "local"
-        run_dir = RunDir(base, wl.name)
-        run_dir.summary.update(summary(engine(p99=next(p99s))))
+        s = summary(engine(p99=next(p99s)))
+        run_dir = RunDir(base, wl.name, s.metadata)
+        run_dir.add(s.engines[0])
+        run_dir.finish("complete")
         return run_dir
 
     monkeypatch.setattr(runner, "run", fake_run)
@@ -151,8 +178,9 @@ def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Pa
 
 
 def test_a_run_with_windows_also_compares_the_windows_figures() -> None:
-    w = {"missing": 1, "duplicates": 0, "wrong": 2, "unexpected": 1, "emission_delay_ms": {"p50": 900.0, "p99": 1500.0}}
-    m = repeat.engine_metrics({**engine(), "windows": w})
+    w = WindowsResult(required=50, received=50, missing=1, duplicates=0, wrong=2, unexpected=1, optional_received=3,
+                      emission_delay_ms={"p50": 900.0, "p99": 1500.0}, exactly_once=False)
+    m = repeat.engine_metrics(engine(windows=w))
     assert (m["windows_missing"], m["windows_duplicates"], m["windows_wrong"], m["windows_delay_p99_ms"]) == \
         (1, 0, 3, 1500.0)
     assert "windows_missing" not in repeat.engine_metrics(engine())

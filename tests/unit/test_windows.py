@@ -9,6 +9,7 @@ from harness.judge.oracle import windows
 from harness.load import generator
 from harness.load.generator import Txn
 from harness.load.history import WINDOW_RECEIVED
+from harness.results.schema import WindowsResult
 from harness.support.errors import WorkloadError
 from harness.workload.schema import Rules, Windows
 from tests.conftest import make
@@ -74,14 +75,12 @@ def test_windows_forbid_events_beyond_the_lateness_and_wide_disorder() -> None:
 
 def test_the_table_has_a_windows_column_only_when_the_run_has_windows() -> None:
     from harness.present import report
+    from tests.unit.test_repeat import engine, summary
 
-    lat = {k: 1.0 for k in ("p50", "p90", "p99", "p999", "max")}
-    engine = {"engine": "kafka", "status": "ok", "latency_ms": lat,
-              "throughput": {"offered_per_s": 200, "decisions_per_s": 200, "driver_kept_schedule": True},
-              "correctness": {"missing": 0, "duplicates": 0, "wrong": 0}, "cpu_seconds": {"engine": 1, "kafka": 1}}
-    plain = {"engines": [engine]}
+    plain = summary(engine())
     assert report.columns(plain) == report.COLUMNS and len(report.rows(plain)[0]) == len(report.COLUMNS)
-    windowed = {"engines": [{**engine, "windows": {"missing": 0, "duplicates": 2, "wrong": 0, "unexpected": 1,
-                                                    "emission_delay_ms": {"p50": 120.0, "p99": 1500.0}}}]}
+    w = WindowsResult(required=10, received=12, missing=0, duplicates=2, wrong=0, unexpected=1, optional_received=0,
+                      emission_delay_ms={"p50": 120.0, "p99": 1500.0}, exactly_once=False)
+    windowed = summary(engine(windows=w))
     assert report.columns(windowed)[-1] == report.WINDOWS_COLUMN
     assert report.rows(windowed)[0][-1] == "0/2/0 +1 unexpected\n120 / 1,500"

@@ -1,0 +1,66 @@
+"""The run folder's layout, known here only: every writer and reader asks this module
+where a file lives (results/README.md documents it for other programs).
+
+results/<stamp>-<workload>/            a run
+    summary.json                       schema.Summary
+    timeseries.csv                     per engine and second: offered, received, p50, p99, backlog
+    logs/<engine>/                     that engine's cluster logs, received.npy, windows.npy
+    report.html, report.md, report-files/
+    transactions.parquet, decisions-<engine>.parquet   with --keep-records
+results/<stamp>-<workload>-x<N>/       a repeat: the N run folders and repeat.json
+results/<stamp>-<workload>-sweep/      a sweep: one run folder per step and sweep.json
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+SUMMARY = "summary.json"
+TIMESERIES = "timeseries.csv"
+REPEAT = "repeat.json"
+SWEEP = "sweep.json"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+REPORT_FILES = "report-files"
+TRANSACTIONS = "transactions.parquet"
+
+
+def new_folder(base: Path, name: str) -> Path:
+    """A new folder `base`/<UTC stamp>-`name`, suffixed -2, -3 ... if the second is taken."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = base / f"{stamp}-{name}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = base / f"{stamp}-{name}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+def logs(run: Path) -> Path:
+    return run / "logs"
+
+
+def engine_logs(run: Path, engine: str) -> Path:
+    """An engine row's folder: its label is checked against the names pattern, so it is a
+    safe single path component."""
+    return logs(run) / engine
+
+
+def received(run: Path, engine: str) -> Path:
+    """The decisions the collector received (load.history.RECEIVED rows)."""
+    return engine_logs(run, engine) / "received.npy"
+
+
+def windows_received(run: Path, engine: str) -> Path:
+    """The window results the collector received (load.history.WINDOW_RECEIVED rows)."""
+    return engine_logs(run, engine) / "windows.npy"
+
+
+def decisions_parquet(run: Path, engine: str) -> Path:
+    return run / f"decisions-{engine}.parquet"
+
+
+def result_folder(path: Path) -> Path:
+    """The folder of a result given as its folder or as its summary.json, repeat.json or sweep.json."""
+    return path.parent if path.is_file() and path.name in (REPEAT, SUMMARY, SWEEP) else path
