@@ -39,10 +39,10 @@ sweep: setup
 test: setup unit integration
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/bench --benchmark-disable
+	$(BIN)/pytest tests/unit tests/bench --benchmark-disable --durations=10
 
 integration: setup
-	$(BIN)/pytest tests/integration -m integration --timeout=1200
+	$(BIN)/pytest tests/integration -m integration --timeout=1200 --durations=15
 
 selfbench: $(STAMP)
 	$(BIN)/pytest tests/bench --benchmark-only --benchmark-columns=min,median,max,ops

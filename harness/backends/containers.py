@@ -7,7 +7,6 @@ is published under the same number, so what the broker advertises is what answer
 """
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
@@ -20,8 +19,10 @@ from harness.backends import docker, images
 from harness.backends.local import Brokers, broker_properties
 from harness.support.console import console
 from harness.support.errors import ClusterError
+from harness.support.names import safe_name
 from harness.support.paths import CACHE, PIPELINES
-from harness.support.procs import ManagedProcess, free_port, tail
+from harness.support.procs import ManagedProcess, free_port
+from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
 INTERNAL_PORT = 9092
@@ -72,11 +73,6 @@ class Mount:
         return f"type=bind,source={self.source},target={self.target}" + (",readonly" if self.readonly else "")
 
 
-def dns_name(name: str) -> str:
-    """`name` as a container name or network alias may spell it (engine names have colons)."""
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower())
-
-
 class ContainerProcess:
     """A container run as an engine's process: killed with `docker kill -s KILL`, its CPU
     from its cgroup, its output followed into the run's log folder."""
@@ -90,8 +86,8 @@ class ContainerProcess:
         self.log = log
         self._cpu = 0.0
         self.id = docker.run(
-            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{dns_name(name)}-{uuid.uuid4().hex[:4]}",
-            "--network", network, *(["--network-alias", dns_name(alias)] if alias else []),
+            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{safe_name(name)}-{uuid.uuid4().hex[:4]}",
+            "--network", network, *(["--network-alias", safe_name(alias)] if alias else []),
             *(a for port in publish for a in ("-p", f"127.0.0.1:{port}:{port}")),
             f"--cpus={cpus}", f"--memory={memory_mb}m",
             *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
@@ -168,7 +164,7 @@ class ContainerLauncher:
         self.mounts = [Mount(PIPELINES, PIPELINES, readonly=True)]
 
     def address(self, alias: str) -> str:
-        return dns_name(alias)
+        return safe_name(alias)
 
     def jar(self, jar: Path) -> Path:
         return IMAGE_JARS / jar.name
@@ -259,27 +255,15 @@ class ContainerKafka(Brokers):
         return proc
 
     def _await_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for proc in self.nodes.values():
-                if not proc.alive():
-                    raise ClusterError(f"the {proc.name} container exited while starting; last lines of {proc.log}:\n"
-                                       f"{tail(proc.log)}")
+        def answers() -> bool:
             # docker-proxy accepts connections on a published port before the broker listens,
             # and a client would log every reset: ask only once each broker says it started.
-            started = all("Kafka Server started" in proc.log.read_text(errors="replace")
-                          for proc in self.nodes.values())
-            if started:
-                try:
-                    if len(self.admin().list_topics(timeout=2).brokers) == len(self.nodes):
-                        return
-                except Exception:  # started, but not answering metadata requests yet
-                    pass
-            if time.monotonic() > deadline:
-                log = self.nodes[1].log
-                raise ClusterError(f"Kafka in containers did not answer within {timeout_s:.0f} s; last lines of "
-                                   f"{log}:\n{tail(log)}")
-            time.sleep(0.3)
+            return all("Kafka Server started" in proc.log.read_text(errors="replace") for proc in self.nodes.values()) \
+                and len(self.admin().list_topics(timeout=2).brokers) == len(self.nodes)
+
+        wait_until(answers, timeout_s, "Kafka in containers to answer a metadata request from every broker",
+                   watch=self.nodes.values(), log=self.nodes[1].log,
+                   retry_on=(Exception,), interval_s=0.3)  # started, but not answering metadata requests yet
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds for p in self._started)

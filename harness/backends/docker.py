@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import psutil
 from harness.support import procs
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE
-from harness.support.procs import ManagedProcess, tail
+from harness.support.procs import ManagedProcess
+from harness.support.wait import wait_until
 
 LABEL = "showdown=1"
 # The legacy builder: BuildKit needs the buildx plugin, which Debian bookworm does not ship.
@@ -73,11 +73,7 @@ def ensure_engine() -> str:
     daemon = ManagedProcess("dockerd", [shutil.which("dockerd") or "dockerd"], DAEMON_LOG)
     procs.detach(daemon)
     DAEMON_PID.write_text(str(daemon.pid))
-    deadline = time.monotonic() + 60
-    while not answers(timeout_s=5):
-        if not daemon.alive() or time.monotonic() > deadline:
-            raise SetupError(f"dockerd did not come up; last lines of {daemon.log}:\n{tail(daemon.log)}")
-        time.sleep(0.5)
+    wait_until(lambda: answers(timeout_s=5), 60, "dockerd to answer", watch=[daemon], error=SetupError)
     return f"started dockerd (pid {daemon.pid}, log {DAEMON_LOG})"
 
 

@@ -20,6 +20,7 @@ from harness.support.console import console
 from harness.support.errors import ClusterError
 from harness.support.paths import CACHE, PIPELINES, ROOT
 from harness.support.procs import ManagedProcess, Worker, free_port, tail
+from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
 # The brokers' logging, shared with the Kafka container image.
@@ -193,28 +194,17 @@ class LocalKafka(Brokers):
         return path
 
     def _await_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        admin: AdminClient | None = None
-        while True:
-            dead = [p for p in self.nodes.values() if not p.alive()]
-            if dead:
-                raise ClusterError(f"Kafka broker {dead[0].name} exited while starting; last lines of {dead[0].log}:\n"
-                                   f"{tail(dead[0].log)}")
+        admin: list[AdminClient] = []
+
+        def answers() -> bool:
             # A client made before the port listens would log every refused connection.
-            if admin is None and all(_listening(p) for p, _ in self._ports.values()):
-                admin = self.admin()
-            if admin is not None:
-                try:
-                    md = admin.list_topics(timeout=2)
-                    if len(md.brokers) == len(self.nodes):
-                        return
-                except Exception:  # listening, but not answering metadata requests yet
-                    pass
-            if time.monotonic() > deadline:
-                p = next(iter(self.nodes.values()))
-                raise ClusterError(f"Kafka did not answer a metadata request within {timeout_s:.0f} s; "
-                                   f"last lines of {p.log}:\n{tail(p.log)}")
-            time.sleep(0.3)
+            if not admin and all(_listening(p) for p, _ in self._ports.values()):
+                admin.append(self.admin())
+            return bool(admin) and len(admin[0].list_topics(timeout=2).brokers) == len(self.nodes)
+
+        wait_until(answers, timeout_s, "Kafka to answer a metadata request from every broker",
+                   watch=self.nodes.values(), log=next(iter(self.nodes.values())).log,
+                   retry_on=(Exception,), interval_s=0.3)  # listening, but not answering metadata requests yet
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds for p in self._started)

@@ -24,9 +24,9 @@ from harness.backends.base import KafkaCluster, Launcher
 from harness.backends.containers import ContainerKafka, ContainerLauncher
 from harness.backends.local import LocalLauncher
 from harness.support.console import console
-from harness.support.errors import ClusterError
 from harness.support.paths import CACHE
-from harness.support.procs import Worker, free_port, tail
+from harness.support.procs import Worker, free_port
+from harness.support.wait import wait_until
 
 FLINK_LOG4J = """\
 rootLogger.level = INFO
@@ -248,22 +248,10 @@ class FlinkCluster(WheelCluster):
         return json.loads(body) if body else None
 
     def await_taskmanagers(self, n: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for p in [self.leader, *self.workers]:
-                if p is not None and not p.alive():
-                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
-            try:
-                if self.get("/overview")["taskmanagers"] >= n:
-                    return
-            except (OSError, ValueError):  # REST not up yet
-                pass
-            if time.monotonic() > deadline:
-                p = self.leader
-                assert p is not None
-                raise ClusterError(f"Flink had no {n} TaskManager(s) registered within {timeout_s:.0f} s; "
-                                   f"last lines of {p.log}:\n{tail(p.log)}")
-            time.sleep(0.5)
+        wait_until(lambda: self.get("/overview")["taskmanagers"] >= n, timeout_s,
+                   f"{n} TaskManager(s) to register with Flink", watch=[self.leader, *self.workers],
+                   log=self.leader.log if self.leader else None,
+                   retry_on=(OSError, ValueError))  # the REST port is not up yet
 
 
 @dataclass(frozen=True)
@@ -368,21 +356,10 @@ class SparkCluster(WheelCluster):
             return dict(json.loads(resp.read()))
 
     def await_workers(self, n: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            # Workers killed earlier by a fault are expected to be dead; the newest is not.
-            for p in (self.leader, self.workers[-1] if self.workers else None):
-                if p is not None and not p.alive():
-                    raise ClusterError(f"{p.name} exited while starting; last lines of {p.log}:\n{tail(p.log)}")
-            try:
-                alive = [w for w in self.state()["workers"] if w["state"] == "ALIVE"]
-                if len(alive) >= n:
-                    return
-            except (OSError, ValueError):  # the master's UI is not up yet
-                pass
-            if time.monotonic() > deadline:
-                p = self.workers[-1] if self.workers else self.leader
-                assert p is not None
-                raise ClusterError(f"Spark had no {n} ALIVE worker(s) within {timeout_s:.0f} s; "
-                                   f"last lines of {p.log}:\n{tail(p.log)}")
-            time.sleep(0.5)
+        newest = self.workers[-1] if self.workers else None
+        shown = newest or self.leader
+        wait_until(lambda: len([w for w in self.state()["workers"] if w["state"] == "ALIVE"]) >= n, timeout_s,
+                   f"{n} ALIVE Spark worker(s)",
+                   # Workers killed earlier by a fault are expected to be dead; the newest is not.
+                   watch=[self.leader, newest], log=shown.log if shown else None,
+                   retry_on=(OSError, ValueError))  # the master's UI is not up yet

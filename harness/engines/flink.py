@@ -13,9 +13,11 @@ from harness.engines.base import EngineContext
 from harness.engines.clusters import FlinkCluster, FlinkSettings, launcher_for
 from harness.provision import artifacts, venvs
 from harness.provision.versions import pinned, runtime
+from harness.support import procs
 from harness.support.errors import ClusterError
 from harness.support.paths import PIPELINES
-from harness.support.procs import exited_unasked, tail
+from harness.support.procs import tail
+from harness.support.wait import wait_until
 from harness.workload.engine_options import KINDS, FlinkOptions
 from harness.workload.schema import Fault
 
@@ -98,16 +100,16 @@ class FlinkEngine:
 
     def _await_running(self, timeout_s: float) -> None:
         """Running means every task of the job is RUNNING, not just the job's status."""
-        assert self.cluster is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            job = self.cluster.get(f"/jobs/{self.job_id}")
+        cluster = self.cluster
+        assert cluster is not None
+
+        def running() -> bool:
+            job = cluster.get(f"/jobs/{self.job_id}")
             if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
-                raise ClusterError(f"the Flink job is {job['state']}; see {self.cluster.log_dir}")
-            if job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"]):
-                return
-            time.sleep(0.5)
-        raise ClusterError(f"the Flink job was not running within {timeout_s:.0f} s; see {self.cluster.log_dir}")
+                raise ClusterError(f"the Flink job is {job['state']}; see {cluster.log_dir}")
+            return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+        wait_until(running, timeout_s, "every task of the Flink job to run", watch=[cluster.leader])
 
     def inject(self, fault: Fault) -> str:
         assert self.cluster is not None
@@ -137,26 +139,18 @@ class FlinkEngine:
         if not checkpoint:
             raise ClusterError("the job has no completed checkpoint to resume from yet")
         self.cluster.request("PATCH", f"/jobs/{job}?mode=cancel")
-        deadline = time.monotonic() + 60
-        while self.cluster.get(f"/jobs/{job}")["state"] != "CANCELED":
-            if time.monotonic() > deadline:
-                raise ClusterError(f"job {job} was not cancelled within 60 s")
-            time.sleep(0.2)
+        cluster = self.cluster
+        wait_until(lambda: cluster.get(f"/jobs/{job}")["state"] == "CANCELED", 60, f"job {job} to be cancelled",
+                   watch=[cluster.leader], interval_s=0.2)
         # The newest checkpoint once the job is gone: one may have completed meanwhile.
         self._resume_from = self.cluster.get(f"/jobs/{job}/checkpoints")["latest"]["completed"]["external_path"]
         return f"job {job} (cancelled; resubmitted from {self._resume_from})"
 
     def check_health(self) -> list[str]:
         assert self.cluster is not None
-        events = []
-        jm = self.cluster.leader
-        if jm is not None and not jm.alive():
-            raise ClusterError(f"the Flink JobManager died; last lines of {jm.log}:\n{tail(jm.log)}")
-        for tm in exited_unasked(self.cluster.workers, self._killed):
-            events.append(f"{tm.name} exited by itself (code {tm.exit_code()}); started a new one. "
-                          f"Last log lines:\n{tail(tm.log, 5)}")
-            self.cluster.start_worker()
-        return events
+        cluster = self.cluster
+        procs.require_alive(cluster.leader, "the Flink JobManager")
+        return procs.revive(cluster.workers, self._killed, lambda _: cluster.start_worker(), "started a new one")
 
     def stop(self) -> None:
         if self.cluster is not None:

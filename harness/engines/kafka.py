@@ -7,16 +7,17 @@ Kafka, transactions and read_committed impose on every architecture.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState
 
 from harness.engines.base import EngineContext
 from harness.provision.versions import harness_versions
+from harness.support import procs
 from harness.support.errors import ClusterError
 from harness.support.paths import PIPELINES
-from harness.support.procs import Worker, tail
+from harness.support.procs import Worker
+from harness.support.wait import wait_until
 from harness.workload.engine_options import KINDS, KafkaOptions
 from harness.workload.schema import Fault
 
@@ -32,7 +33,7 @@ class KafkaTransactionsEngine:
         self.applies_rules = applies_rules
         self.instances: dict[int, Worker] = {}
         self._started: list[Worker] = []
-        self._killed: set[int] = set()
+        self._killed: set[str] = set()  # idents of the processors a fault killed
         self._ctx: EngineContext | None = None
 
     def prepare(self) -> None:
@@ -60,6 +61,11 @@ class KafkaTransactionsEngine:
             "fetch_wait_max_ms": o.fetch_wait_max_ms,
             "transaction_timeout_ms": o.transaction_timeout_ms,
             "session_timeout_ms": o.session_timeout_ms,
+            # A processor blocked this long in one call is stuck (librdkafka#5456, #5511:
+            # send_offsets_to_transaction ignores its timeout while the group coordinator is
+            # down): it dumps its stacks and exits, and is restarted. Longer than any call
+            # that is only slow, each bounded by the transaction timeout.
+            "watchdog_s": max(15.0, 1.5 * o.transaction_timeout_ms / 1000),
         }
 
     def _launch(self, instance: int) -> None:
@@ -88,46 +94,34 @@ class KafkaTransactionsEngine:
         assert self._ctx is not None
         group = self._config(0)["group_id"]
         admin = self._ctx.kafka.admin()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for proc in self.instances.values():
-                if not proc.alive():
-                    raise ClusterError(f"{proc.name} exited while starting; "
-                                       f"last lines of {proc.log}:\n{tail(proc.log)}")
-            try:
-                desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
-                if desc.state == ConsumerGroupState.STABLE and len(desc.members) == len(self.instances) and all(
-                        m.assignment.topic_partitions for m in desc.members):
-                    return
-            except Exception:  # the group does not exist until the first member joins
-                pass
-            time.sleep(0.5)
-        proc = next(iter(self.instances.values()))
-        raise ClusterError(f"the {self.name} processors did not form a stable group within {timeout_s:.0f} s; "
-                           f"last lines of {proc.log}:\n{tail(proc.log)}")
+
+        def stable() -> bool:
+            desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
+            return desc.state == ConsumerGroupState.STABLE and len(desc.members) == len(self.instances) and all(
+                m.assignment.topic_partitions for m in desc.members)
+
+        # Describing a group fails until its first member joins.
+        wait_until(stable, timeout_s, f"the {self.name} processors to form a stable group",
+                   watch=self.instances.values(), retry_on=(Exception,))
 
     def inject(self, fault: Fault) -> str:
         instance = fault.instance % len(self.instances)
-        self._killed.add(instance)
+        self._killed.add(self.instances[instance].ident)
         self.instances[instance].kill()
         return f"{self.name}-processor-{instance} ({self.instances[instance].ident})"
 
     def recover(self, fault: Fault) -> None:
         instance = fault.instance % len(self.instances)
         self._launch(instance)
-        self._killed.discard(instance)
 
     def check_health(self) -> list[str]:
-        events = []
-        for i, proc in list(self.instances.items()):
-            if i in self._killed or proc.alive():
-                continue
-            code = proc.exit_code()
+        index = {proc.ident: i for i, proc in self.instances.items()}
+
+        def restart(proc: Worker) -> None:
             proc.stop()
-            events.append(f"{proc.name} exited by itself (code {code}); restarted. "
-                          f"Last log lines:\n{tail(proc.log, 5)}")
-            self._launch(i)
-        return events
+            self._launch(index[proc.ident])
+
+        return procs.revive(list(self.instances.values()), self._killed, restart, "restarted")
 
     def stop(self) -> None:
         for proc in self.instances.values():

@@ -16,9 +16,12 @@ from harness.engines.clusters import SparkCluster, SparkSettings, launcher_for
 from harness.provision import artifacts, venvs
 from harness.provision.venvs import package_home
 from harness.provision.versions import pinned, runtime
+from harness.support import procs
 from harness.support.errors import ClusterError
+from harness.support.names import safe_name
 from harness.support.paths import PIPELINES
-from harness.support.procs import Worker, exited_unasked, free_port, tail
+from harness.support.procs import Worker, free_port
+from harness.support.wait import wait_until
 from harness.workload.engine_options import KINDS, SparkOptions
 from harness.workload.schema import Fault
 
@@ -85,8 +88,8 @@ class SparkEngine:
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
         wl = ctx.workload
-        commit_topic = f"{wl.kafka.decisions_topic}-{self.name.replace(':', '-')}-batches"
-        windows_commit_topic = f"{wl.kafka.windows_topic}-{self.name.replace(':', '-')}-batches"
+        commit_topic = f"{wl.kafka.decisions_topic}-{safe_name(self.name)}-batches"
+        windows_commit_topic = f"{wl.kafka.windows_topic}-{safe_name(self.name)}-batches"
         if o.sink == "transactional":
             ctx.kafka.create_topics(1, [commit_topic, *([windows_commit_topic] if wl.windows else [])])
         self._progress = ctx.log_dir / f"{self.name}-progress.jsonl"
@@ -108,17 +111,10 @@ class SparkEngine:
         t0 = time.monotonic()
         started = time.time()
         driver = self._launch_driver()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not driver.alive():
-                raise ClusterError(f"the Spark driver exited (code {driver.exit_code()}); "
-                                   f"last lines of {driver.log}:\n{tail(driver.log)}")
-            if any(e["event"] == "progress" and e["query"] == "decisions" and e["wall"] >= started
-                   for e in self._events()):
-                return round(time.monotonic() - t0, 2)
-            time.sleep(0.5)
-        raise ClusterError(f"the Spark query completed no micro-batch within {timeout_s:.0f} s; "
-                           f"last lines of {driver.log}:\n{tail(driver.log)}")
+        wait_until(lambda: any(e["event"] == "progress" and e["query"] == "decisions" and e["wall"] >= started
+                               for e in self._events()),
+                   timeout_s, "the Spark query's first micro-batch", watch=[driver])
+        return round(time.monotonic() - t0, 2)
 
     def _launch_driver(self) -> Worker:
         assert self.cluster is not None and self._ctx is not None and self._progress is not None
@@ -181,19 +177,12 @@ class SparkEngine:
 
     def check_health(self) -> list[str]:
         assert self.cluster is not None
-        master = self.cluster.leader
-        if master is not None and not master.alive():
-            raise ClusterError(f"the Spark Master died; last lines of {master.log}:\n{tail(master.log)}")
-        events = []
-        for worker in exited_unasked(self.cluster.workers, self._killed):
-            events.append(f"{worker.name} exited by itself (code {worker.exit_code()}); started a new one. "
-                          f"Last log lines:\n{tail(worker.log, 5)}")
-            self.cluster.start_worker()
-        for driver in exited_unasked(self.drivers[-1:], self._killed):
-            events.append(f"{driver.name} exited by itself (code {driver.exit_code()}); restarted it from "
-                          f"the checkpoint. Last log lines:\n{tail(driver.log, 10)}")
-            self._launch_driver()  # not waited for: the run goes on observing meanwhile
-        return events
+        cluster = self.cluster
+        procs.require_alive(cluster.leader, "the Spark Master")
+        return [*procs.revive(cluster.workers, self._killed, lambda _: cluster.start_worker(), "started a new one"),
+                # The new driver is not waited for: the run goes on observing meanwhile.
+                *procs.revive(self.drivers[-1:], self._killed, lambda _: self._launch_driver(),
+                              "restarted it from the checkpoint", log_lines=10)]
 
     def stop(self) -> None:
         if self.cluster is not None:

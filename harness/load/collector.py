@@ -22,6 +22,7 @@ from harness.load.history import (
     UNKNOWN,
     WINDOW_RECEIVED,
 )
+from harness.load.messages import CollectorDone, CollectorMessage, CollectorTick, Ready
 from harness.support.stats import percentiles
 
 
@@ -65,11 +66,12 @@ def _window_row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
         return None
 
 
-def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None:
-    """Process entry point: collects until `stop` is set, streaming ("tick", ...) per second."""
+def run(plan: CollectorPlan, stats: Queue[CollectorMessage], stop: Event) -> None:
+    """Process entry point: collects until `stop` is set, a CollectorTick per second, then
+    saves the history and reports CollectorDone."""
     consumer = Consumer(consumer_config(plan.bootstrap))
     topics = [plan.topic, *([plan.windows_topic] if plan.windows_topic else [])]
-    consumer.subscribe(topics, on_assign=lambda c, parts: stats.put(("ready", len(parts))))
+    consumer.subscribe(topics, on_assign=lambda c, parts: stats.put(Ready(len(parts))))
     rows: list[tuple[int, ...]] = []
     window_rows: list[tuple[int, ...]] = []
     windows_seen: set[tuple[int, int]] = set()
@@ -112,7 +114,7 @@ def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None
             p50 = p99 = None
             if sec_lat:
                 p50, p99 = (round(x / 1e6, 1) for x in percentiles(np.array(sec_lat), [50, 99]))
-            stats.put(("tick", len(sec_lat), p50, p99, len(rows), len(seen), len(windows_seen)))
+            stats.put(CollectorTick(len(sec_lat), p50, p99, len(rows), len(seen), len(windows_seen)))
             sec_lat = []
     consumer.close()
     np.save(plan.out, np.array(rows, dtype=RECEIVED) if rows else np.empty(0, dtype=RECEIVED))
@@ -120,5 +122,4 @@ def run(plan: CollectorPlan, stats: Queue[tuple[str, Any]], stop: Event) -> None
         np.save(plan.windows_out, np.array(window_rows, dtype=WINDOW_RECEIVED) if window_rows
                 else np.empty(0, dtype=WINDOW_RECEIVED))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats.put(("done", {"received": len(rows), "malformed": malformed, "errors": errors[:10],
-                        "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+    stats.put(CollectorDone(len(rows), malformed, errors[:10], usage.ru_utime + usage.ru_stime))

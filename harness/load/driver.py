@@ -8,37 +8,18 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass
 from multiprocessing import Queue
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
 from harness.load.generator import encode_prefixes, generate
+from harness.load.messages import DriverMessage, DriverReport, DriverTick, LoadStart, Ready
 from harness.workload.schema import Workload
 
 # The driver kept its schedule if at most this share of records went out later than
 # `driver.max_lag_ms`: a single scheduler hiccup should not void a run.
 SCHEDULE_TOLERANCE = 0.001
-
-
-@dataclass(frozen=True)
-class LoadStart:
-    wall_ns: int  # the load starts at this wall time (time.time_ns clock) ...
-    mono_ns: int  # ... which is this instant on the monotonic clock
-
-
-@dataclass
-class DriverReport:
-    sent: int
-    delivery_errors: int
-    max_lag_ms: float
-    late_sends: int  # records sent more than max_lag_ms after their intended time
-    kept_schedule: bool
-    per_second_sent: list[int]
-    per_second_max_lag_ms: list[float]
-    cpu_seconds: float
-    first_error: str | None
 
 
 def producer_config(bootstrap: str, linger_ms: float) -> dict[str, Any]:
@@ -53,9 +34,9 @@ def producer_config(bootstrap: str, linger_ms: float) -> dict[str, Any]:
     }
 
 
-def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queue[LoadStart]) -> None:
-    """Process entry point: generates the records, reports ("ready", n), waits for the
-    start instant, then sends the whole schedule, streaming ("tick", ...) per second."""
+def run(bootstrap: str, wl: Workload, stats: Queue[DriverMessage], start: Queue[LoadStart]) -> None:
+    """Process entry point: generates the records, reports Ready, waits for the start
+    instant, then sends the whole schedule, a DriverTick per second, and a DriverReport."""
     records = generate(wl)
     keys = [str(r.user_id).encode() for r in records]
     prefixes = encode_prefixes(wl, records)
@@ -84,7 +65,7 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
     i = 0
     sec_sent = 0
     sec_lag = 0
-    stats.put(("ready", n))
+    stats.put(Ready(n))
     begin = start.get()
     start_mono = begin.mono_ns
     start_wall = begin.wall_ns
@@ -94,7 +75,7 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
         if now >= sec_end:
             per_sec.append(sec_sent)
             per_sec_lag.append(sec_lag / 1e6)
-            stats.put(("tick", len(per_sec) - 1, sec_sent, sec_lag / 1e6, i))
+            stats.put(DriverTick(len(per_sec) - 1, sec_sent, sec_lag / 1e6, i))
             sec_sent = 0
             sec_lag = 0
             sec_end += 1_000_000_000
@@ -127,14 +108,14 @@ def run(bootstrap: str, wl: Workload, stats: Queue[tuple[str, Any]], start: Queu
         poll(0)
     per_sec.append(sec_sent)
     per_sec_lag.append(sec_lag / 1e6)
-    stats.put(("tick", len(per_sec) - 1, sec_sent, sec_lag / 1e6, i))
+    stats.put(DriverTick(len(per_sec) - 1, sec_sent, sec_lag / 1e6, i))
     remaining = producer.flush(60)
     if remaining:
         errors.append(f"{remaining} records still undelivered 60 s after the last send")
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats.put(("done", DriverReport(
+    stats.put(DriverReport(
         sent=n - remaining, delivery_errors=len(errors), max_lag_ms=worst / 1e6, late_sends=late,
         kept_schedule=late <= n * SCHEDULE_TOLERANCE and not errors,
         per_second_sent=per_sec, per_second_max_lag_ms=per_sec_lag,
         cpu_seconds=usage.ru_utime + usage.ru_stime, first_error=errors[0] if errors else None,
-    )))
+    ))

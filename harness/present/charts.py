@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,19 @@ def markers(summary: Summary) -> Markers:
     wl = summary.workload
     if wl is None:  # a recorded workload this version cannot parse: no markers
         return Markers([], [], 0.0)
-    events = [(f.at_s, f"{f.action} {f.target}") for f in wl.faults]
+    events = [(_injected_s(summary, i, f.at_s), f"{f.action} {f.target}") for i, f in enumerate(wl.faults)]
     if wl.schema_v2_from_s is not None:
         events.append((wl.schema_v2_from_s, "schema v2"))
     phases = [(p.start_s, p.start_s + p.duration_s, p.multiplier) for p in wl.phases]
     return Markers(events, phases, wl.warmup_s)
+
+
+def _injected_s(summary: Summary, i: int, planned_s: float) -> float:
+    """When fault `i` was injected, seconds after the load's start: the median over the
+    engines that recorded it (each row has its own run; they differ by milliseconds), else
+    the planned time."""
+    times = [e.recovery[i].at_s for e in summary.engines if len(e.recovery) > i and e.recovery[i].target]
+    return float(statistics.median(times)) if times else planned_s
 
 
 def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:

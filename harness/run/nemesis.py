@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from harness.backends.base import KafkaCluster
 from harness.engines.base import Engine
+from harness.judge.judge import FaultEvent
 from harness.workload.schema import Fault
-
-
-@dataclass
-class FaultEvent:
-    fault: Fault
-    injected_ns: int  # wall time of the kill: T in SPEC 4
-    target: str = ""
-    recovered_ns: int | None = None  # when the harness restarted / resubmitted what it hit
-    error: str | None = None
 
 
 class Nemesis:

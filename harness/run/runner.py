@@ -6,7 +6,7 @@ import multiprocessing as mp
 import queue
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,24 @@ from harness.backends.containers import ContainerKafka
 from harness.backends.local import LocalKafka
 from harness.engines import registry as engines
 from harness.engines.base import EngineContext
-from harness.judge import checker, metrics
+from harness.judge.judge import Expected, History, judge
 from harness.judge.oracle import Decision, WindowsExpected, decide, windows
 from harness.load import collector, driver
-from harness.load.driver import DriverReport, LoadStart
-from harness.load.generator import Txn, generate, v2_from_txn
+from harness.load.generator import Txn, generate
+from harness.load.messages import (
+    CollectorDone,
+    CollectorMessage,
+    CollectorTick,
+    DriverMessage,
+    DriverReport,
+    DriverTick,
+    LoadStart,
+    Ready,
+)
 from harness.results import layout
 from harness.results.schema import (
-    Correctness,
     CpuSeconds,
     EngineResult,
-    FaultResult,
-    Latency,
-    Throughput,
-    WindowsResult,
 )
 from harness.results.store import RunDir, metadata
 from harness.run.nemesis import Nemesis
@@ -41,6 +45,7 @@ from harness.support import procs
 from harness.support.console import console
 from harness.support.errors import ClusterError
 from harness.support.procs import CpuSampler
+from harness.support.wait import wait_until
 from harness.workload.schema import Workload
 
 LEAD_NS = 1_000_000_000  # between telling the driver to start and the first intended send
@@ -87,19 +92,41 @@ class LiveState:
         return self.unique >= self.expected and self.windows >= self.windows_expected
 
 
-def _expect(q: mp.Queue[tuple[str, Any]], kind: str, timeout_s: float, what: str,
-            proc: mp.process.BaseProcess) -> tuple[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+@dataclass
+class _Child:
+    """A driver or collector process, as wait_until watches it."""
+
+    what: str
+    proc: mp.process.BaseProcess
+    log: Path | None = None  # they report through their queues, not a log
+
+    @property
+    def name(self) -> str:
+        return f"the {self.what} (exit code {self.proc.exitcode})"
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+
+def _ready(q: mp.Queue[Any], timeout_s: float, what: str, proc: mp.process.BaseProcess) -> Ready:
+    def next_ready() -> Ready | None:
         try:
             msg = q.get(timeout=0.5)
         except queue.Empty:
-            if not proc.is_alive():
-                raise ClusterError(f"the {what} exited (code {proc.exitcode}) before it was ready") from None
-            continue
-        if msg[0] == kind:
-            return msg
-    raise ClusterError(f"the {what} was not ready within {timeout_s:.0f} s")
+            return None
+        return msg if isinstance(msg, Ready) else None
+
+    return wait_until(next_ready, timeout_s, f"the {what} to be ready", watch=[_Child(what, proc)], interval_s=0)
+
+
+def _drain(q: mp.Queue[Any]) -> list[Any]:
+    """What the queue holds now, waiting briefly for the first message."""
+    out = []
+    while True:
+        try:
+            out.append(q.get(timeout=0.05))
+        except queue.Empty:
+            return out
 
 
 class EngineRun:
@@ -145,8 +172,8 @@ class EngineRun:
 
         out_file = layout.received(self.run_dir.path, self.name)
         windows_file = layout.windows_received(self.run_dir.path, self.name) if self.windows_expected else None
-        cstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
-        dstats: mp.Queue[tuple[str, Any]] = self.mp.Queue()
+        cstats: mp.Queue[CollectorMessage] = self.mp.Queue()
+        dstats: mp.Queue[DriverMessage] = self.mp.Queue()
         start_q: mp.Queue[LoadStart] = self.mp.Queue()
         stop = self.mp.Event()
         coll = self.mp.Process(target=collector.run, name="collector",
@@ -158,8 +185,8 @@ class EngineRun:
         self.procs = [coll, drv]
         coll.start()
         drv.start()
-        _expect(cstats, "ready", READY_TIMEOUT_S, "collector", coll)
-        _expect(dstats, "ready", READY_TIMEOUT_S, "driver", drv)
+        _ready(cstats, READY_TIMEOUT_S, "collector", coll)
+        _ready(dstats, READY_TIMEOUT_S, "driver", drv)
 
         cpu_before = self._cpu_now()
         start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
@@ -180,14 +207,14 @@ class EngineRun:
             p.sample_cpu()
         return {"engine": self.engine.cpu_seconds(), "kafka": self.kafka.cpu_seconds()}
 
-    def _observe(self, start: LoadStart, dstats: mp.Queue[tuple[str, Any]], cstats: mp.Queue[tuple[str, Any]],
+    def _observe(self, start: LoadStart, dstats: mp.Queue[DriverMessage], cstats: mp.Queue[CollectorMessage],
                  stop: Any, drv: mp.process.BaseProcess, coll: mp.process.BaseProcess
-                 ) -> tuple[DriverReport, dict[str, Any]]:
+                 ) -> tuple[DriverReport, CollectorDone]:
         wl = self.wl
         st = self.state
         st.phase = "load"
         report: DriverReport | None = None
-        collected: dict[str, Any] | None = None
+        collected: CollectorDone | None = None
         last_progress = time.monotonic()
         drain_since: float | None = None
         complete_since: float | None = None
@@ -196,27 +223,23 @@ class EngineRun:
         with Live(st.render(wl.duration_s), console=console, refresh_per_second=2, transient=False,
                   auto_refresh=interactive) as live:
             while collected is None:
-                for q in (dstats, cstats):
-                    while True:
-                        try:
-                            msg = q.get(timeout=0.05)
-                        except queue.Empty:
-                            break
-                        if q is dstats:
-                            if msg[0] == "tick":
-                                _, st.second, st.sent_last_s, st.driver_lag_ms, st.sent_total = msg
-                            elif msg[0] == "done":
-                                report = msg[1]
-                                st.phase = "drain"
-                                drain_since = time.monotonic()
-                        else:
-                            if msg[0] == "tick":
-                                _, st.recv_last_s, st.p50, st.p99, st.received, unique, windows = msg
-                                if unique > st.unique or windows > st.windows:
-                                    last_progress = time.monotonic()
-                                st.unique, st.windows = unique, windows
-                            elif msg[0] == "done":
-                                collected = msg[1]
+                for msg in _drain(dstats) + _drain(cstats):
+                    match msg:
+                        case DriverTick():
+                            st.second, st.sent_last_s, st.driver_lag_ms, st.sent_total = \
+                                msg.second, msg.sent, msg.max_lag_ms, msg.sent_total
+                        case DriverReport():
+                            report = msg
+                            st.phase = "drain"
+                            drain_since = time.monotonic()
+                        case CollectorTick():
+                            st.recv_last_s, st.p50, st.p99, st.received = \
+                                msg.received_last_s, msg.p50_ms, msg.p99_ms, msg.received
+                            if msg.unique > st.unique or msg.windows_unique > st.windows:
+                                last_progress = time.monotonic()
+                            st.unique, st.windows = msg.unique, msg.windows_unique
+                        case CollectorDone():
+                            collected = msg
                 for event in self.engine.check_health():
                     self.events.append(event)
                 st.faults = len(self.nemesis.events) if self.nemesis else 0
@@ -251,76 +274,18 @@ class EngineRun:
         return report, collected
 
     def _judge(self, setup: dict[str, float], start: LoadStart, end_ns: int, report: DriverReport,
-               collected: dict[str, Any], received: np.ndarray, window_results: np.ndarray | None) -> EngineResult:
-        wl = self.wl
-        first = metrics.first_copies(received)
-        measure_from = start.wall_ns + int(wl.warmup_s * 1e9)
-        measured = first[first["sent_ns"] >= measure_from]
-        latency = metrics.latency_summary(measured["recv_ns"] - measured["sent_ns"])
-        correctness = checker.check(received, self.oracle, self.engine.applies_rules, collected["malformed"],
-                                    v2_from_txn(wl, self.records))
-        recoveries = []
+               collected: CollectorDone, received: np.ndarray, window_results: np.ndarray | None) -> EngineResult:
         assert self.nemesis is not None
-        events = self.nemesis.events
-        repeats = metrics.repeat_times(received)
-        for i, ev in enumerate(events):
-            window_end = events[i + 1].injected_ns if i + 1 < len(events) else None
-            until = window_end if window_end is not None else np.iinfo(np.int64).max
-            rec = metrics.recovery(received, first, ev.injected_ns, measure_from, end_ns,
-                                   baseline_until_ns=events[0].injected_ns,
-                                   next_fault_ns=window_end)
-            recoveries.append(FaultResult(
-                fault=ev.fault, target=ev.target,
-                at_s=round((ev.injected_ns - start.wall_ns) / 1e9, 3),
-                recovered_after_s=(None if ev.recovered_ns is None
-                                   else round((ev.recovered_ns - ev.injected_ns) / 1e9, 3)),
-                error=ev.error, **{k: v for k, v in asdict(rec).items() if k != "fault_ns"},
-                # Copies received from this fault until the next one: what its replay duplicated.
-                duplicates=int(((repeats >= ev.injected_ns) & (repeats < until)).sum()),
-            ))
-        seconds = int(np.ceil((end_ns - start.wall_ns) / 1e9))
-        series = metrics.per_second(first, start.wall_ns, seconds)
-        for row in series:
-            s = row["second"]
-            row["offered"] = report.per_second_sent[s] if s < len(report.per_second_sent) else 0
-            lags = report.per_second_max_lag_ms
-            row["driver_max_lag_ms"] = lags[s] if s < len(lags) else None
-        backlog = metrics.backlog([int(r["offered"]) for r in series], [int(r["received"]) for r in series])
-        for row, b in zip(series, backlog):
-            row["backlog"] = b
-        self.run_dir.append_timeseries(self.name, series)
-        last_recv = int(first["recv_ns"].max()) if len(first) else start.wall_ns
+        expected = Expected(self.records, self.oracle, self.windows_expected, self.engine.applies_rules)
+        v = judge(self.wl, expected, History(start, end_ns, received, window_results, self.nemesis.events, report,
+                                             collected))
+        self.run_dir.append_timeseries(self.name, v.series)
         if self.keep_records:
             self._write_records(start, received)
-        windows_check = None
-        if self.windows_expected is not None and window_results is not None:
-            wc = checker.check_windows(window_results, self.windows_expected, start.wall_ns)
-            windows_check = WindowsResult(**asdict(wc), exactly_once=wc.exactly_once)
         return EngineResult(
-            engine=self.name,
-            status="ok",
-            describe=self.engine.describe(),
-            setup=setup,
-            kafka=self.kafka.describe(),
-            load_start_ns=start.wall_ns,
-            latency_ms=Latency.model_validate(latency),
-            throughput=Throughput(
-                offered_per_s=round(len(self.records) / wl.duration_s, 1),
-                sent=report.sent,
-                decisions_per_s=round(len(first) / max(1e-9, (last_recv - start.wall_ns) / 1e9), 1),
-                driver_kept_schedule=report.kept_schedule,
-                driver_max_lag_ms=round(report.max_lag_ms, 3),
-                driver_late_sends=report.late_sends,
-                driver_delivery_errors=report.delivery_errors,
-                driver_first_error=report.first_error,
-                backlog_max=max(backlog, default=0),
-                # Over the steady load (after warm-up, before any surge or fault): > 0 means
-                # decisions fall further behind each second without anything pushing them.
-                backlog_growth_per_s=metrics.growth_per_s(backlog, int(wl.warmup_s), int(wl.steady_until_s())),
-            ),
-            correctness=Correctness(**asdict(correctness), exactly_once=correctness.exactly_once),
-            windows=windows_check,
-            recovery=recoveries,
+            engine=self.name, status="ok", describe=self.engine.describe(), setup=setup, kafka=self.kafka.describe(),
+            load_start_ns=start.wall_ns, latency_ms=v.latency, throughput=v.throughput, correctness=v.correctness,
+            windows=v.windows, recovery=v.recovery,
             cpu_seconds=CpuSeconds(
                 engine=round(self.engine.cpu_seconds(), 2),
                 kafka=round(self.kafka.cpu_seconds(), 2),
@@ -329,9 +294,9 @@ class EngineRun:
                 engine_load=self.cpu_load["engine"],
                 kafka_load=self.cpu_load["kafka"],
                 driver=round(report.cpu_seconds, 2),
-                collector=round(collected["cpu_seconds"], 2),
+                collector=round(collected.cpu_seconds, 2),
             ),
-            events=self.events + [f"collector error: {e}" for e in collected["errors"]],
+            events=self.events + [f"collector error: {e}" for e in collected.errors],
         )
 
     def _write_records(self, start: LoadStart, received: np.ndarray) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.backends.local import LocalKafka
 from harness.load import driver
-from harness.load.driver import DriverReport, LoadStart
+from harness.load.messages import CollectorTick, DriverReport, DriverTick, LoadStart, Ready
 from harness.support.console import console
 from harness.support.paths import CACHE
 from harness.workload.schema import Workload
@@ -20,7 +20,7 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
                                  "warmup_s": 0.0})
     kafka = LocalKafka(wl.kafka, CACHE / "driver-bench-logs")
     ctx = mp.get_context("spawn")
-    stats: mp.Queue[tuple[str, Any]] = ctx.Queue()
+    stats: mp.Queue[Any] = ctx.Queue()
     start_q: mp.Queue[LoadStart] = ctx.Queue()
     proc: mp.process.BaseProcess | None = None
     try:
@@ -29,7 +29,7 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
         proc = ctx.Process(target=driver.run, args=(kafka.bootstrap, wl, stats, start_q))
         proc.start()
         with console.status(f"Generating {rate * seconds:,.0f} records"):
-            while stats.get(timeout=600)[0] != "ready":
+            while not isinstance(stats.get(timeout=600), Ready):
                 pass
         start_q.put(LoadStart(time.time_ns() + 500_000_000, time.monotonic_ns() + 500_000_000))
         report: DriverReport | None = None
@@ -40,10 +40,10 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
                 if not proc.is_alive():
                     raise RuntimeError(f"driver died (exit code {proc.exitcode})") from None
                 continue
-            if msg[0] == "tick":
-                console.print(f"  second {msg[1]:>3}: sent {msg[2]:>7,}  max lag {msg[3]:8.1f} ms")
-            elif msg[0] == "done":
-                report = msg[1]
+            if isinstance(msg, DriverTick):
+                console.print(f"  second {msg.second:>3}: sent {msg.sent:>7,}  max lag {msg.max_lag_ms:8.1f} ms")
+            elif isinstance(msg, DriverReport):
+                report = msg
         proc.join(timeout=30)
     finally:
         if proc is not None and proc.is_alive():
@@ -65,7 +65,7 @@ def collector_max_rate(wl: Workload, records: int) -> float:
 
     kafka = LocalKafka(wl.kafka, CACHE / "driver-bench-logs")
     ctx = mp.get_context("spawn")
-    stats: mp.Queue[tuple[str, Any]] = ctx.Queue()
+    stats: mp.Queue[Any] = ctx.Queue()
     stop = ctx.Event()
     proc: mp.process.BaseProcess | None = None
     try:
@@ -91,9 +91,9 @@ def collector_max_rate(wl: Workload, records: int) -> float:
         proc.start()
         while True:
             msg = stats.get(timeout=120)
-            if msg[0] == "ready":
+            if isinstance(msg, Ready):
                 t0 = time.monotonic()
-            elif msg[0] == "tick" and msg[5] >= records:
+            elif isinstance(msg, CollectorTick) and msg.unique >= records:
                 elapsed = time.monotonic() - t0
                 break
         stop.set()

@@ -12,11 +12,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
 import psutil
+
+from harness.support.errors import ClusterError
 
 
 class Worker(Protocol):
@@ -185,6 +187,25 @@ def exited_unasked(procs: Sequence[W], handled: set[str]) -> list[W]:
     found = [p for p in procs if p.ident not in handled and not p.alive()]
     handled.update(p.ident for p in found)
     return found
+
+
+def revive(procs: Sequence[W], handled: set[str], restart: Callable[[W], object], how: str,
+           log_lines: int = 5) -> list[str]:
+    """The one health routine of a running engine: restart each of `procs` that died
+    without the harness killing it (see exited_unasked) and return a line for each, with
+    its log's last lines, for the run's record. `how` says what replaced it."""
+    events = []
+    for p in exited_unasked(procs, handled):
+        events.append(f"{p.name} exited by itself (code {p.exit_code()}); {how}. "
+                      f"Last log lines:\n{tail(p.log, log_lines)}")
+        restart(p)
+    return events
+
+
+def require_alive(proc: Worker | None, what: str) -> None:
+    """A process the engine cannot restart (a JobManager, a Master): its death ends the row."""
+    if proc is not None and not proc.alive():
+        raise ClusterError(f"{what} died; last lines of {proc.log}:\n{tail(proc.log)}")
 
 
 def kill_all(procs: list[psutil.Process]) -> None:

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.support.errors import WorkloadError
+from harness.support.names import label_problem, safe_name
 from harness.workload.engine_options import unsupported_faults, validate_engine_options
 from harness.workload.schema import Workload
 
@@ -56,8 +57,12 @@ def parse(data: Any, source: str = "workload") -> Workload:
         wl = Workload.model_validate(data)
     except ValidationError as err:
         raise WorkloadError(_describe(err, source)) from None
+    spelled: dict[str, str] = {}
     for name, options in wl.engines.items():
-        problem = validate_engine_options(name, options) or unsupported_faults(name, wl.faults)
+        problem = label_problem(name) or validate_engine_options(name, options) or unsupported_faults(name, wl.faults)
+        other = spelled.setdefault(safe_name(name), name)
+        if not problem and other != name:
+            problem = f"too alike to {other} (both become {safe_name(name)!r} in topic and container names)"
         if problem:
             raise WorkloadError(f"{source}: invalid workload\n  engines.{name}: {problem}")
     return wl

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.support.names import WORKLOAD_NAME
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -166,7 +168,7 @@ CLUSTER_FAULTS = frozenset({"kill:broker"})
 
 
 class Workload(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=WORKLOAD_NAME)
     description: str = ""
     seed: int = Field(ge=0)
     duration_s: float = Field(gt=0, le=24 * 3600)

@@ -17,6 +17,7 @@ Deliberately independent of the harness package: this is the job code under test
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import signal
 import sys
@@ -73,12 +74,16 @@ class Processor:
         self.dirty_windows: set[tuple[int, int]] = set()  # (partition, user) whose open windows changed
         self.dirty_high: set[int] = set()
         self.txn_deadline: float | None = None  # when the open transaction commits; None: none open
+        self.watchdog_armed = 0.0
         self.running = True
 
     def log(self, msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} [{self.engine}-{self.cfg['instance']}] {msg}", flush=True)
 
     def on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        # Restoring a large state may take longer than the watchdog allows a stuck call.
+        faulthandler.cancel_dump_traceback_later()
+        self.watchdog_armed = 0.0
         t0 = time.monotonic()
         if self.rules is not None:
             self.restore([p.partition for p in parts])
@@ -219,14 +224,19 @@ class Processor:
         if self.offsets:
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(self.input, p, o) for p, o in self.offsets.items()],
-                self.consumer.consumer_group_metadata(), 60)
+                self.consumer.consumer_group_metadata(), self.cfg["transaction_timeout_ms"] / 1000)
+        # Retrying past the transaction's timeout is pointless (the coordinator aborts it) and
+        # once left a processor retrying silently for ever after a broker came back: give up,
+        # exit, and let the harness restart this processor from the last committed transaction.
+        give_up = time.monotonic() + self.cfg["transaction_timeout_ms"] / 1000
         while True:
             try:
-                self.producer.commit_transaction(60)
+                self.producer.commit_transaction(max(1.0, give_up - time.monotonic()))
                 break
             except KafkaException as e:
-                if not e.args[0].retriable():
+                if not e.args[0].retriable() or time.monotonic() > give_up:
                     raise
+                self.log(f"commit failed, retrying: {e}")
         self.dirty.clear()
         self.dirty_windows.clear()
         self.dirty_high.clear()
@@ -239,6 +249,14 @@ class Processor:
         interval = self.cfg["commit_interval_ms"] / 1000
         self.log("started")
         while self.running:
+            # A call into the client that never returns must not stall the run for good:
+            # send_offsets_to_transaction blocks past its timeout while the group coordinator
+            # is down (librdkafka#5456, #5511), seen here when a broker is killed. Past the
+            # watchdog, dump every thread's stack to the log, for the record, and exit; the
+            # harness restarts the processor from its last committed transaction.
+            if time.monotonic() - self.watchdog_armed > 1:
+                faulthandler.dump_traceback_later(self.cfg["watchdog_s"], exit=True)
+                self.watchdog_armed = time.monotonic()
             deadline = self.txn_deadline
             wait = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
             first = self.consumer.poll(wait)
@@ -252,6 +270,7 @@ class Processor:
                 self.commit()
         if self.txn_deadline is not None:
             self.commit()
+        faulthandler.cancel_dump_traceback_later()
         self.consumer.close()
         self.log("stopped")
 

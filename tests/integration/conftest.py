@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import yaml
 
 from harness.backends.docker import DAEMON_PID
+from harness.results.read import load_summary
+from harness.results.schema import EngineResult, Summary
+from harness.run import runner
 from harness.support import procs
-from harness.support.paths import CACHE
+from harness.support.paths import CACHE, WORKLOADS
+from harness.workload import files as workload
 
 
 def _ours() -> set[int]:
@@ -48,3 +55,40 @@ def no_leftover_processes() -> Iterator[None]:
     assert not left, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in left]}"
     orphans = _ours() - before_ours
     assert not orphans, f"orphaned processes of this run: {[(p, psutil.Process(p).cmdline()[:3]) for p in orphans]}"
+
+
+def run_workload(data: dict[str, Any], results: Path, backend: str = "local",
+                 keep_records: bool = False) -> tuple[Path, Summary]:
+    """`data` (a workload's fields) run as `showdown run` runs it; the run folder and its
+    summary as every reader sees it (read back from the file, not the writer's object)."""
+    wl = workload.parse(data, data["name"])
+    run_dir = runner.run(wl, data["name"], yaml.safe_dump(data, sort_keys=False), results,
+                         keep_records=keep_records, backend=backend)
+    return run_dir.path, load_summary(run_dir.path)
+
+
+def workload_file(file: str, /, **changes: Any) -> dict[str, Any]:
+    """A shipped workload file's fields (workloads/`file`.yaml) with `changes` applied."""
+    return {**yaml.safe_load((WORKLOADS / f"{file}.yaml").read_text()), **changes}
+
+
+def finished(summary: Summary, name: str) -> EngineResult:
+    """The engine's row, which must have finished."""
+    e = summary.engine(name)
+    assert e.ok, e.error
+    return e
+
+
+def exactly_once(e: EngineResult) -> None:
+    """Nothing missing, duplicated or unexpected; nothing wrong where the row applies the rules."""
+    c = e.measured().correctness
+    assert (c.missing, c.duplicates, c.unexpected) == (0, 0, 0), (e.engine, c.examples)
+    if c.wrong is not None:  # None: passthrough, which applies no rules
+        assert c.wrong == 0 and c.decisions == c.expected_decisions, (e.engine, c.examples)
+
+
+def windows_exactly_once(e: EngineResult) -> None:
+    w = e.windows
+    assert w is not None, "the run has windows"
+    assert (w.missing, w.duplicates, w.wrong, w.unexpected) == (0, 0, 0, 0), (e.engine, w.examples)
+    assert w.required > 100 and w.emission_delay_ms.get("p50") is not None, w

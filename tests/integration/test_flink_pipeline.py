@@ -1,61 +1,68 @@
-"""The smoke workload through a real Flink session cluster, in both delivery modes, with
-the TaskManager killed and later the job cancelled and resubmitted from its checkpoint."""
+"""A real Flink session cluster, on the windows workload (decisions and event-time windows)
+with the value schema switching to v2 mid-run: the exactly-once job across a TaskManager
+kill and a cancel-and-resubmit from its checkpoint, and the at-least-once job across a
+resubmit, which replays and so may duplicate."""
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.run import runner
-from harness.support.paths import WORKLOADS
-from harness.workload import files as workload
+from harness.results.schema import EngineResult
+from tests.integration.conftest import exactly_once, finished, run_workload, windows_exactly_once, workload_file
 
 pytestmark = pytest.mark.integration
 
 
+def flink(name: str, engine: str, duration_s: float, faults: list[dict[str, object]], results: Path) -> EngineResult:
+    data = workload_file("windows")
+    data.update(name=name, duration_s=duration_s, warmup_s=5, schema_v2_from_s=duration_s / 3, faults=faults,
+                engines={engine: data["engines"][engine]}, drain_timeout_s=60)
+    _, summary = run_workload(data, results)
+    return finished(summary, engine)
+
+
 @pytest.fixture(scope="module")
-def flink_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
-    # Flink needs the heartbeat timeout to notice the dead TaskManager, then a restart from
-    # the last checkpoint and the catch-up: 20-25 s, plus the 10 s of stable latency that
-    # recovery requires before the next fault ends the first one's window.
-    data.update(name="smoke-flink", duration_s=100, faults=[
-        {"at_s": 12, "action": "kill", "target": "worker", "restart_after_s": 3},
-        {"at_s": 57, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}],
-                engines={"flink": {}, "flink:at-least-once": {"delivery": "at_least_once"}})
-    wl = workload.parse(data, "smoke-flink")
-    run_dir = runner.run(wl, "smoke-flink", yaml.safe_dump(data), tmp_path_factory.mktemp("results"))
-    return json.loads((run_dir.path / "summary.json").read_text())
+def exactly_once_run(tmp_path_factory: pytest.TempPathFactory) -> EngineResult:
+    # Measured here at this rate: recovered ~12 s after the TaskManager kill (the heartbeat
+    # timeout, a restart from the last checkpoint, the catch-up) and ~12 s after the
+    # resubmit; each then needs 10 s of stable latency before the next fault or the end.
+    return flink("smoke-flink", "flink", 60, [
+        {"at_s": 10, "action": "kill", "target": "worker", "restart_after_s": 3},
+        {"at_s": 35, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}],
+        tmp_path_factory.mktemp("results"))
 
 
-def _engine(summary: dict, name: str) -> dict:
-    e = next(e for e in summary["engines"] if e["engine"] == name)
-    assert e["status"] == "ok", e.get("error")
-    return e
-
-
-def test_exactly_once_across_a_taskmanager_kill(flink_run: dict) -> None:
-    e = _engine(flink_run, "flink")
-    c = e["correctness"]
-    assert (c["missing"], c["duplicates"], c["wrong"], c["unexpected"]) == (0, 0, 0, 0), c["examples"]
-    assert c["decisions"] == c["expected_decisions"]
-    kill, resubmit = e["recovery"]
-    assert kill["error"] is None and "taskmanager" in kill["target"]
-    assert resubmit["error"] is None and "resubmitted from" in resubmit["target"]
+def test_exactly_once_across_a_taskmanager_kill_and_a_resubmit(exactly_once_run: EngineResult) -> None:
+    e = exactly_once_run
+    exactly_once(e)
+    windows_exactly_once(e)
+    kill, resubmit = e.recovery
+    assert kill.error is None and "taskmanager" in kill.target
+    assert resubmit.error is None and "resubmitted from" in resubmit.target
     for rec in (kill, resubmit):
-        assert rec["output_gap_s"] > 1, "with the only TaskManager or the job gone, output must stop"
-        assert rec["recovered"] and rec["recovery_time_s"] > 0, rec
-    timings = e["describe"]["timings"]
+        assert rec.output_gap_s > 1, "with the only TaskManager or the job gone, output must stop"
+        assert rec.recovered and rec.recovery_time_s and rec.recovery_time_s > 0, rec
+    timings = e.describe["timings"]
     assert timings["cluster_start_s"] > 0 and timings["submit_to_running_s"] > 0
     assert len(timings["resubmit_to_running_s"]) == 1
-    assert e["cpu_seconds"]["engine"] > 0
+    assert e.measured().cpu_seconds.engine > 0
 
 
-def test_at_least_once_loses_nothing_and_counts_its_duplicates(flink_run: dict) -> None:
-    e = _engine(flink_run, "flink:at-least-once")
-    c = e["correctness"]
-    # Replays after the kill may duplicate; the checker must count them, never lose or alter one.
-    assert (c["missing"], c["wrong"], c["unexpected"]) == (0, 0, 0), c["examples"]
-    assert c["duplicates"] >= 0 and c["received"] == c["expected"] + c["duplicates"]
-    assert e["describe"]["options"]["delivery"] == "at_least_once"
+def test_both_value_schemas_are_parsed(exactly_once_run: EngineResult) -> None:
+    split = exactly_once_run.measured().correctness.by_schema
+    assert split["v1"].sent > 0 and split["v2"].sent > 0, split
+    assert all((s.missing, s.duplicates, s.wrong) == (0, 0, 0) for s in split.values()), split
+
+
+def test_at_least_once_loses_nothing_and_counts_its_duplicates(tmp_path: Path) -> None:
+    e = flink("smoke-flink-alo", "flink:at-least-once", 40,
+              [{"at_s": 12, "action": "cancel-resubmit", "target": "job", "restart_after_s": 2}], tmp_path)
+    c = e.measured().correctness
+    # The resubmitted job replays from its checkpoint without transactions: whatever it had
+    # written since shows up again. The checker must count it, never lose or alter a decision.
+    assert (c.missing, c.wrong, c.unexpected) == (0, 0, 0), c.examples
+    assert c.received == c.expected + c.duplicates
+    assert e.recovery[0].error is None and "resubmitted from" in e.recovery[0].target
+    assert e.windows and (e.windows.missing, e.windows.wrong) == (0, 0), e.windows.examples
+    assert e.describe["options"]["delivery"] == "at_least_once"

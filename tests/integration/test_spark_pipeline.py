@@ -1,71 +1,75 @@
-"""The smoke workload through a real Spark standalone cluster, with both sinks, across an
-executor kill, a Worker kill and a driver kill with a restart from the checkpoint."""
+"""A real Spark standalone cluster, on the windows workload (decisions and event-time
+windows, two queries in one driver) with the value schema switching to v2 mid-run: the
+transactional sink across an executor kill and a driver kill with a restart from the
+checkpoint; the Kafka sink (at-least-once) across a driver kill. A Worker kill is the
+containers test's (test_containers.py): the engine's code for it is the same on both backends."""
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.run import runner
-from harness.support.paths import WORKLOADS
-from harness.workload import files as workload
+from harness.results.schema import EngineResult, FaultResult
+from tests.integration.conftest import exactly_once, finished, run_workload, windows_exactly_once, workload_file
 
 pytestmark = pytest.mark.integration
 
 
+def spark(name: str, engine: str, duration_s: float, faults: list[dict[str, object]], results: Path) -> EngineResult:
+    data = workload_file("windows")
+    data.update(name=name, duration_s=duration_s, warmup_s=5, schema_v2_from_s=duration_s / 3, faults=faults,
+                engines={engine: data["engines"][engine]}, drain_timeout_s=90)
+    _, summary = run_workload(data, results)
+    return finished(summary, engine)
+
+
 @pytest.fixture(scope="module")
-def spark_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    data = yaml.safe_load((WORKLOADS / "smoke.yaml").read_text())
-    # Measured here: recovery takes ~17 s after an executor kill, ~24 s after a Worker kill
-    # and ~32 s after a driver kill (a new application, then a catch-up batch), and each
-    # needs load after it to show 10 s of stable latency: the faults are spaced for that.
-    data.update(name="smoke-spark", duration_s=150, warmup_s=15, drain_timeout_s=90, faults=[
-        {"at_s": 25, "action": "kill", "target": "executor", "restart_after_s": 0},
-        {"at_s": 55, "action": "kill", "target": "worker", "restart_after_s": 3},
-        {"at_s": 90, "action": "kill", "target": "driver", "restart_after_s": 2}],
-                engines={"spark": {}, "spark:idempotent": {"sink": "transactional"}})
-    wl = workload.parse(data, "smoke-spark")
-    run_dir = runner.run(wl, "smoke-spark", yaml.safe_dump(data), tmp_path_factory.mktemp("results"))
-    return json.loads((run_dir.path / "summary.json").read_text())
+def idempotent_run(tmp_path_factory: pytest.TempPathFactory) -> EngineResult:
+    # Measured here at this rate: recovered ~16 s after an executor kill and ~31 s after a
+    # driver kill (a new application, then a catch-up batch); the last one needs load after
+    # it to show 10 s of stable latency.
+    return spark("smoke-spark", "spark:idempotent", 90, [
+        {"at_s": 15, "action": "kill", "target": "executor", "restart_after_s": 0},
+        {"at_s": 42, "action": "kill", "target": "driver", "restart_after_s": 2}],
+        tmp_path_factory.mktemp("results"))
 
 
-def _engine(summary: dict, name: str) -> dict:
-    e = next(e for e in summary["engines"] if e["engine"] == name)
-    assert e["status"] == "ok", e.get("error")
-    return e
+def driver_recovered(driver: FaultResult) -> None:
+    assert driver.error is None and "driver" in driver.target, driver
+    assert driver.output_gap_s > 5, "with the driver gone, no micro-batch runs"
+    assert driver.recovered and driver.recovery_time_s and driver.recovery_time_s > driver.output_gap_s, driver
 
 
-def _faults_hit_and_recovered(e: dict) -> None:
-    executor, worker, driver = e["recovery"]
-    assert "executor" in executor["target"] and "spark-worker" in worker["target"] and "driver" in driver["target"]
-    for rec in (executor, worker, driver):
-        assert rec["error"] is None, rec
-        assert rec["output_gap_s"] > 1 and rec["peak_p99_ms"] > rec["pre_fault_p99_ms"], rec
-    # The earlier faults' windows end at the next fault (~30 s later, against ~17-24 s
-    # measured to recover here); only the last one is sure to have the time to recover.
-    assert driver["recovered"] and driver["recovery_time_s"] > driver["output_gap_s"], driver
-    assert driver["output_gap_s"] > 5, "with the driver gone, no micro-batch runs"
-    timings = e["describe"]["timings"]
+def test_transactional_sink_is_exactly_once_across_an_executor_and_a_driver_kill(idempotent_run: EngineResult) -> None:
+    e = idempotent_run
+    exactly_once(e)
+    windows_exactly_once(e)
+    executor, driver = e.recovery
+    assert "executor" in executor.target
+    for rec in (executor, driver):
+        assert rec.error is None, rec
+        assert rec.output_gap_s > 1 and rec.peak_p99_ms and rec.pre_fault_p99_ms, rec
+        assert rec.peak_p99_ms > rec.pre_fault_p99_ms, rec
+    assert executor.recovered, executor
+    driver_recovered(driver)
+    timings = e.describe["timings"]
     assert timings["cluster_start_s"] > 0 and timings["submit_to_first_batch_s"] > 0
     assert len(timings["restart_to_first_batch_s"]) == 1
     assert timings["batches"]["with_rows"] > 5 and timings["batches"]["duration_ms_p50"] > 0
-    assert e["cpu_seconds"]["engine"] > 0
 
 
-def test_idempotent_sink_is_exactly_once_across_every_fault(spark_run: dict) -> None:
-    e = _engine(spark_run, "spark:idempotent")
-    c = e["correctness"]
-    assert (c["missing"], c["duplicates"], c["wrong"], c["unexpected"]) == (0, 0, 0, 0), c["examples"]
-    assert c["decisions"] == c["expected_decisions"]
-    _faults_hit_and_recovered(e)
+def test_both_value_schemas_are_parsed(idempotent_run: EngineResult) -> None:
+    split = idempotent_run.measured().correctness.by_schema
+    assert split["v1"].sent > 0 and split["v2"].sent > 0, split
 
 
-def test_kafka_sink_loses_nothing_and_counts_its_duplicates(spark_run: dict) -> None:
-    e = _engine(spark_run, "spark")
-    c = e["correctness"]
-    # Spark's Kafka sink is at-least-once: replayed micro-batches may write decisions again.
+def test_kafka_sink_loses_nothing_and_counts_its_duplicates(tmp_path: Path) -> None:
+    e = spark("smoke-spark-kafka-sink", "spark", 58,
+              [{"at_s": 12, "action": "kill", "target": "driver", "restart_after_s": 2}], tmp_path)
+    c = e.measured().correctness
+    # Spark's Kafka sink is at-least-once: a replayed micro-batch may write decisions again.
     # The checker must count them, never lose or alter one.
-    assert (c["missing"], c["wrong"], c["unexpected"]) == (0, 0, 0), c["examples"]
-    assert c["received"] == c["expected"] + c["duplicates"]
-    _faults_hit_and_recovered(e)
+    assert (c.missing, c.wrong, c.unexpected) == (0, 0, 0), c.examples
+    assert c.received == c.expected + c.duplicates
+    assert e.windows and (e.windows.missing, e.windows.wrong) == (0, 0), e.windows.examples
+    driver_recovered(e.recovery[0])

@@ -8,7 +8,8 @@ from pathlib import Path
 from harness.support.paths import PIPELINES, ROOT
 
 # Lowest first: a module may import from its own layer and the ones before it.
-LAYERS = ["support", "provision", "workload", "load", "judge", "results", "backends", "engines", "run", "present",
+# results/ holds the schema of what a run produces: the judge fills it, everything after reads it.
+LAYERS = ["support", "provision", "workload", "results", "load", "judge", "backends", "engines", "run", "present",
           "cli"]
 HARNESS = ROOT / "harness"
 
@@ -71,3 +72,10 @@ def test_no_import_cycle() -> None:
 def test_pipelines_import_nothing_from_the_harness() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in PIPELINES.rglob("*.py") if _imports(p)]
     assert not offenders, offenders
+
+
+def test_every_engine_kind_has_a_registry_entry_and_back() -> None:
+    from harness.engines.registry import REGISTRY
+    from harness.workload.engine_options import KINDS
+
+    assert set(REGISTRY) == set(KINDS)

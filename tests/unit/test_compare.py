@@ -8,7 +8,7 @@ from rich.console import Console
 from harness import cli
 from harness.present import compare, repeat
 from harness.present.repeat import stats
-from tests.unit.test_repeat import SMOKE_TEXT, engine, summary, write_repeat, write_run
+from tests.conftest import SMOKE_TEXT, engine, summary, write_repeat, write_run
 
 
 def test_single_runs_have_no_noise_estimate() -> None:

@@ -18,7 +18,7 @@ from harness.present.recommend import (
     Requirements,
 )
 from harness.results.schema import EngineResult
-from tests.unit.test_repeat import (
+from tests.conftest import (
     SMOKE_TEXT,
     engine,
     failed,

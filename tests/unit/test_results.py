@@ -14,7 +14,7 @@ from harness.results.read import load_summary
 from harness.results.schema import FORMAT_VERSION
 from harness.results.store import RunDir
 from harness.support.errors import ResultsError
-from tests.unit.test_repeat import SMOKE_TEXT, engine, failed, fault, summary
+from tests.conftest import SMOKE_TEXT, engine, failed, fault, summary
 
 
 def test_a_written_run_reads_back_equal(tmp_path: Path) -> None:

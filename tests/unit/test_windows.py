@@ -75,7 +75,7 @@ def test_windows_forbid_events_beyond_the_lateness_and_wide_disorder() -> None:
 
 def test_the_table_has_a_windows_column_only_when_the_run_has_windows() -> None:
     from harness.present import report
-    from tests.unit.test_repeat import engine, summary
+    from tests.conftest import engine, summary
 
     plain = summary(engine())
     assert report.columns(plain) == report.COLUMNS and len(report.rows(plain)[0]) == len(report.COLUMNS)

@@ -117,3 +117,21 @@ def test_the_steady_load_ends_at_the_first_surge_or_fault() -> None:
     wl = make(duration_s=100, phases=[{"start_s": 60, "duration_s": 10, "multiplier": 2}],
               faults=[{"at_s": 40}], engines={"kafka": {}})
     assert wl.steady_until_s() == 40
+
+
+@pytest.mark.parametrize("label", ["passthrough:../../../../tmp/ESCAPED", "kafka:a/b", "flink:", "flink:x y",
+                                   "Kafka", "spark:" + "x" * 41, "kafka:\u00e9t\u00e9", "kafka:-x"])
+def test_an_engine_label_is_one_safe_name(label: str) -> None:
+    msg = _error(engines={label: {}})
+    assert f"engines.{label}: not a valid engine label" in msg
+
+
+def test_labels_that_would_share_a_topic_or_container_name_are_refused() -> None:
+    assert "too alike to spark:a_b" in _error(engines={"spark:a_b": {}, "spark:a-b": {}})
+
+
+def test_safe_name_spells_a_label_for_topics_and_containers() -> None:
+    from harness.support.names import safe_name
+
+    assert safe_name("flink:at-least-once") == "flink-at-least-once"
+    assert safe_name("spark:Idem_Potent") == "spark-idem-potent"
