@@ -72,6 +72,17 @@ def workload_file(file: str, /, **changes: Any) -> dict[str, Any]:
     return {**yaml.safe_load((WORKLOADS / f"{file}.yaml").read_text()), **changes}
 
 
+def windows_run(name: str, engine: str, duration_s: float, faults: list[dict[str, Any]], results: Path,
+                drain_timeout_s: float) -> EngineResult:
+    """One engine row of workloads/windows.yaml (decisions and event-time windows), its value
+    schema switching to v2 a third of the way in, with `faults`; the row must finish."""
+    data = workload_file("windows")
+    data.update(name=name, duration_s=duration_s, warmup_s=5, schema_v2_from_s=duration_s / 3, faults=faults,
+                engines={engine: data["engines"][engine]}, drain_timeout_s=drain_timeout_s)
+    _, summary = run_workload(data, results)
+    return finished(summary, engine)
+
+
 def finished(summary: Summary, name: str) -> EngineResult:
     """The engine's row, which must have finished."""
     e = summary.engine(name)

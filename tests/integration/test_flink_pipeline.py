@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 
 from harness.results.schema import EngineResult
-from tests.integration.conftest import exactly_once, finished, run_workload, windows_exactly_once, workload_file
+from tests.integration.conftest import exactly_once, windows_exactly_once, windows_run
 
 pytestmark = pytest.mark.integration
 
 
 def flink(name: str, engine: str, duration_s: float, faults: list[dict[str, object]], results: Path) -> EngineResult:
-    data = workload_file("windows")
-    data.update(name=name, duration_s=duration_s, warmup_s=5, schema_v2_from_s=duration_s / 3, faults=faults,
-                engines={engine: data["engines"][engine]}, drain_timeout_s=60)
-    _, summary = run_workload(data, results)
-    return finished(summary, engine)
+    return windows_run(name, engine, duration_s, faults, results, drain_timeout_s=60)
 
 
 @pytest.fixture(scope="module")
