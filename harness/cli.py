@@ -7,10 +7,11 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+
+from rich.markup import escape
 
 from harness.support.console import console
-from harness.support.errors import ShowdownError, WorkloadError
+from harness.support.errors import ResultsError, ShowdownError, WorkloadError, storage_error
 from harness.support.paths import CACHE, RESULTS, WORKLOADS
 from harness.workload import files as workload_mod
 from harness.workload.schema import Workload
@@ -19,15 +20,12 @@ DEFAULT_WORKLOAD = WORKLOADS / "fraud-default.yaml"
 UP_STATE = CACHE / "up.json"
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    # Treated like Ctrl-C, so every `finally` stops what it started.
-    raise KeyboardInterrupt
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.present import report
+    from harness.results import store
     from harness.run import runner
 
+    store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
     engines = args.engines.split(",") if args.engines else None
     if engines:
@@ -74,12 +72,17 @@ def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: li
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.present import report
+    from harness.results import layout
     from harness.results.read import load_summary
 
-    summary = load_summary(Path(args.dir))
+    path = Path(args.dir)
+    summary = load_summary(path)
+    folder = path.parent if path.is_file() else path
+    if not summary.engines:
+        source = path if path.is_file() else path / layout.SUMMARY
+        raise ResultsError(f"{source}: {report.no_rows(summary, folder.name)}")
     report.print_summary(summary, console)
-    folder = Path(args.dir).parent if Path(args.dir).is_file() else Path(args.dir)
-    html_page, md_page = report.write_files(folder, summary)
+    html_page, md_page = report.write_files(folder, summary, console)
     console.print(f"\nwritten: {html_page} (one self-contained page) and {md_page}")
     return 0
 
@@ -173,9 +176,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.present import report
-    from harness.results import layout
+    from harness.results import layout, store
     from harness.run import runner, sweep
 
+    store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
     engines = args.engines.split(",") if args.engines else list(wl.engines)
     unknown = [e for e in engines if e not in wl.engines]
@@ -327,20 +331,33 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        return int(args.func(args))
-    except ShowdownError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
-        return e.exit_code
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: stopped everything this run started[/]")
-        return 130
-    finally:
-        from harness.support import procs
+    from harness.support import guard, interrupt, procs
 
+    args = parser().parse_args(argv)
+    interrupt.install()
+    try:
+        if args.func in (cmd_run, cmd_sweep, cmd_driver_bench, cmd_up):
+            # Measured beside what a killed run left running, figures would be wrong.
+            for line in guard.clean_leftovers():
+                console.print(f"[yellow]{escape(line)}[/]")
+        if args.func in (cmd_run, cmd_sweep, cmd_driver_bench):  # `up` leaves its broker running on purpose
+            guard.guard()
+        return int(args.func(args))
+    except (ShowdownError, OSError) as e:
+        # An OSError the user can act on is a full disk or a folder that cannot be written,
+        # met midway (run and sweep check up front, but a disk can fill during a run).
+        problem = e if isinstance(e, ShowdownError) else storage_error(e)
+        if problem is None:
+            raise
+        # One line however long, for a log as for a terminal.
+        console.print(f"[red]error:[/] {escape(str(problem))}", highlight=False, emoji=False, soft_wrap=True)
+        return problem.exit_code
+    except KeyboardInterrupt:
+        console.print("\n[yellow]interrupted: stopped everything this run started[/]")
+        return interrupt.EXIT_CODE
+    finally:
         procs.stop_all()
+        guard.release()
 
 
 if __name__ == "__main__":

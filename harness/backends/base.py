@@ -61,6 +61,8 @@ class KafkaCluster(Protocol):
 
     def restart_broker(self, instance: int) -> None: ...  # the same node again, on its data
 
+    def check_health(self) -> None: ...  # raises ClusterError if a broker exited without a fault
+
     def describe(self) -> dict[str, object]: ...
 
     def stop(self) -> None: ...

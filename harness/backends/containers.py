@@ -17,11 +17,12 @@ from pathlib import Path
 
 from harness.backends import docker, images
 from harness.backends.local import Brokers, broker_properties
+from harness.support import guard
 from harness.support.console import console
 from harness.support.errors import ClusterError
 from harness.support.names import safe_name
 from harness.support.paths import CACHE, PIPELINES
-from harness.support.procs import ManagedProcess, free_port
+from harness.support.procs import ManagedProcess, free_ports
 from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
@@ -93,6 +94,7 @@ class ContainerProcess:
             *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
             *(a for m in mounts for a in ("--mount", m.spec)),
             image, *argv)
+        guard.remember_container(self.id)
         self._follow = ManagedProcess(f"{name}-logs", [docker.cli(), "logs", "-f", self.id], log)
         self._gone = False
 
@@ -144,6 +146,7 @@ class ContainerProcess:
         docker.run("stop", "-t", str(int(grace_s)), self.id, check=False, timeout_s=grace_s + 30)
         self._follow.wait(timeout_s=2)  # `docker logs -f` ends with the container, once it has copied all
         docker.run("rm", "-f", self.id, check=False)
+        guard.forget_container(self.id)
         self._follow.stop(grace_s=2)
         self._gone = True
 
@@ -204,8 +207,9 @@ class ContainerKafka(Brokers):
         self.timings["image_s"] = round(time.monotonic() - t0, 2)
         (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="kafka-containers-", dir=CACHE / "tmp"))
+        guard.remember_path(self._dir)
         n = self.settings.brokers
-        self._ports = {i: free_port() for i in range(1, n + 1)}
+        self._ports = dict(zip(range(1, n + 1), free_ports(n)))
         voters = ",".join(f"{i}@kafka-{i}:{CONTROLLER_PORT}" for i in self._ports)
         for node, port in self._ports.items():
             home = self._dir / f"node-{node}"
@@ -273,7 +277,7 @@ class ContainerKafka(Brokers):
                 "memory_mb": self.settings.container_mb, "network": self.network, "timings": self.timings}
 
     def stop(self) -> None:
-        self._admin = None
+        self.close_admin()
         for proc in self._processes:
             proc.stop(grace_s=5)
         for proc in self._started:
@@ -281,4 +285,5 @@ class ContainerKafka(Brokers):
         docker.run("network", "rm", self.network, check=False)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            guard.forget_path(self._dir)
             self._dir = None

@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from harness.support import procs
+from harness.support.env import child_env
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE
 from harness.support.procs import ManagedProcess
@@ -23,7 +24,7 @@ from harness.support.wait import wait_until
 
 LABEL = "showdown=1"
 # The legacy builder: BuildKit needs the buildx plugin, which Debian bookworm does not ship.
-BUILD_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}
+BUILD_ENV = child_env({"DOCKER_BUILDKIT": "0"})
 DAEMON_PID = CACHE / "dockerd.pid"
 DAEMON_LOG = CACHE / "dockerd.log"
 
@@ -41,7 +42,7 @@ def answers(timeout_s: float = 10.0) -> bool:
         return False
     try:
         return subprocess.run([cli(), "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                              timeout=timeout_s).returncode == 0
+                              timeout=timeout_s, env=child_env()).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -98,7 +99,7 @@ def stop_started_engine() -> str | None:
 
 
 def run(*args: str, timeout_s: float = 120, check: bool = True) -> str:
-    proc = subprocess.run([cli(), *args], capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run([cli(), *args], capture_output=True, text=True, timeout=timeout_s, env=child_env())
     if check and proc.returncode != 0:
         raise SetupError(f"docker {' '.join(args[:3])} … failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
     return proc.stdout.strip()
@@ -111,7 +112,7 @@ def state(container_id: str) -> dict[str, Any]:
 
 
 def image_exists(tag: str) -> bool:
-    return subprocess.run([cli(), "image", "inspect", tag], capture_output=True).returncode == 0
+    return subprocess.run([cli(), "image", "inspect", tag], capture_output=True, env=child_env()).returncode == 0
 
 
 def remove_leftovers() -> list[str]:

@@ -15,6 +15,7 @@ from harness.backends import docker
 from harness.provision import artifacts
 from harness.provision.versions import pinned, python_package, runtime
 from harness.support.console import console
+from harness.support.env import child_env
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE, ROOT
 
@@ -44,7 +45,8 @@ def base_image() -> str:
         return DEFAULT_BASE
     with console.status(f"Pulling {DEFAULT_BASE}"):
         try:
-            pulled = subprocess.run([docker.cli(), "pull", DEFAULT_BASE], capture_output=True, timeout=120)
+            pulled = subprocess.run([docker.cli(), "pull", DEFAULT_BASE], capture_output=True, timeout=120,
+                                    env=child_env())
             if pulled.returncode == 0:
                 return DEFAULT_BASE
         except subprocess.TimeoutExpired:
@@ -62,7 +64,7 @@ def base_image() -> str:
     try:
         with console.status("debootstrap --variant=minbase bookworm (about a minute)"), open(log, "w") as out:
             code = subprocess.run(["bash", str(BOOTSTRAP), str(work / "rootfs"), DEBIAN_MIRROR, tag],
-                                  stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DEBOOTSTRAP": debootstrap}
+                                  stdout=out, stderr=subprocess.STDOUT, env=child_env({"DEBOOTSTRAP": debootstrap}, network=True)
                                   ).returncode
         if code != 0:
             raise SetupError(f"bootstrapping the base image failed; last lines of {log}:\n"

@@ -1,7 +1,6 @@
 """The `local` backend: Kafka (KRaft) and the engines' clusters as local processes on 127.0.0.1."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
@@ -16,10 +15,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness.provision import artifacts
 from harness.provision.venvs import package_home
 from harness.provision.versions import pinned
+from harness.support import guard
+from harness.support.clients import release
 from harness.support.console import console
+from harness.support.env import child_env
 from harness.support.errors import ClusterError
 from harness.support.paths import CACHE, PIPELINES, ROOT
-from harness.support.procs import ManagedProcess, Worker, free_port, tail
+from harness.support.procs import ManagedProcess, Worker, free_ports, port_taken, tail
 from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
@@ -77,6 +79,7 @@ class Brokers:
         self.bootstrap = ""
         self.nodes: dict[int, Worker] = {}  # node id -> its current process or container
         self._admin: AdminClient | None = None
+        self._killed: set[str] = set()  # idents of the brokers a fault killed
 
     def start_node(self, node: int) -> None:
         """Start `node` (again) on its data folder."""
@@ -88,8 +91,22 @@ class Brokers:
     def kill_broker(self, instance: int) -> str:
         node = self._node(instance)
         proc = self.nodes[node]
+        self._killed.add(proc.ident)  # before the kill: the health check runs meanwhile
         proc.kill()
         return f"Kafka broker {node} ({proc.ident})"
+
+    def check_health(self) -> None:
+        """A broker that exited without a fault killing it ends the row, with its log."""
+        for node, proc in self.nodes.items():
+            if proc.ident not in self._killed and not proc.alive():
+                raise ClusterError(f"Kafka broker {node} ({proc.ident}) exited by itself (code {proc.exit_code()}); "
+                                   f"last lines of {proc.log}:\n{tail(proc.log, 15)}")
+
+    def close_admin(self) -> None:
+        """Drop the admin client without ever blocking: librdkafka's destroy can wait
+        forever on a broker that died (Admin_dealloc -> rd_kafka_destroy_app)."""
+        if self._admin is not None:
+            release(self, "_admin", "the Kafka admin client")
 
     def restart_broker(self, instance: int) -> None:
         self.start_node(self._node(instance))
@@ -137,37 +154,52 @@ class LocalKafka(Brokers):
         return self._data
 
     def start(self, timeout_s: float = 120.0) -> str:
+        n = self.settings.brokers
+        t0 = time.monotonic()
+        with console.status(f"Starting Kafka {self.version} ({n} broker{'s' if n > 1 else ''}, KRaft)"):
+            for attempt in range(1, 4):
+                try:
+                    self._start_once(timeout_s)
+                    break
+                except ClusterError:
+                    # Another program took a chosen port between the choice and the bind: new ports.
+                    if attempt == 3 or not any(port_taken(p.log) for p in self.nodes.values()):
+                        raise
+                    console.print("[yellow]a Kafka port was taken meanwhile; starting again on new ports[/]")
+                    self.stop()
+        console.print(f"[green]✓[/] Kafka {self.version} ready at {self.bootstrap} in {time.monotonic() - t0:.1f} s")
+        return self.bootstrap
+
+    def _start_once(self, timeout_s: float) -> None:
         java = artifacts.require_java()
         lib = artifacts.jars("kafka")
         (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
         self._data = Path(tempfile.mkdtemp(prefix="kafka-", dir=CACHE / "tmp"))
+        guard.remember_path(self._data)
         n = self.settings.brokers
-        self._ports = {i: (free_port(), free_port()) for i in range(1, n + 1)}
+        ports = free_ports(2 * n)
+        self._ports = {i: (ports[2 * i - 2], ports[2 * i - 1]) for i in range(1, n + 1)}
         voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self._ports.items())
         cluster_id = uuid.uuid4().hex[:22]
         log4j = self._data / "log4j2.yaml"
         shutil.copy(KAFKA_LOG4J2, log4j)
         classpath = f"{lib}/*"
-        t0 = time.monotonic()
-        with console.status(f"Starting Kafka {self.version} ({n} broker{'s' if n > 1 else ''}, KRaft)"):
-            for node in self._ports:
-                props = self._write_properties(node, voters)
-                fmt = ManagedProcess(
-                    f"kafka-format-{node}",
-                    [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
-                     "format", "-t", cluster_id, "-c", str(props),
-                     "--feature", f"transaction.version={self.settings.transaction_version}"],
-                    self.log_dir / f"kafka-{node}-format.log",
-                )
-                if fmt.popen.wait(timeout=120) != 0:
-                    raise ClusterError(f"formatting Kafka storage failed:\n{tail(fmt.log)}")
-                fmt.stop()
-            for node in self._ports:
-                self.start_node(node)
-            self.bootstrap = ",".join(f"127.0.0.1:{p}" for p, _ in self._ports.values())
-            self._await_ready(timeout_s)
-        console.print(f"[green]✓[/] Kafka {self.version} ready at {self.bootstrap} in {time.monotonic() - t0:.1f} s")
-        return self.bootstrap
+        for node in self._ports:
+            props = self._write_properties(node, voters)
+            fmt = ManagedProcess(
+                f"kafka-format-{node}",
+                [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
+                 "format", "-t", cluster_id, "-c", str(props),
+                 "--feature", f"transaction.version={self.settings.transaction_version}"],
+                self.log_dir / f"kafka-{node}-format.log",
+            )
+            if fmt.popen.wait(timeout=120) != 0:
+                raise ClusterError(f"formatting Kafka storage failed:\n{tail(fmt.log)}")
+            fmt.stop()
+        for node in self._ports:
+            self.start_node(node)
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p, _ in self._ports.values())
+        self._await_ready(timeout_s)
 
     def start_node(self, node: int) -> None:
         assert self._data is not None
@@ -220,14 +252,16 @@ class LocalKafka(Brokers):
                       cpus: float, memory_mb: int) -> ManagedProcess:
         # Limits apply to containers; a local process shares the machine like everything else.
         return ManagedProcess(name, [sys.executable, "-u", str(script), *args], log,
-                              env={**os.environ, **env, "PYTHONPATH": str(PIPELINES)})
+                              env={**env, "PYTHONPATH": str(PIPELINES)})
 
     def stop(self) -> None:
-        self._admin = None
+        self.close_admin()
         for p in self.nodes.values():
             p.stop(grace_s=10)
+        self.nodes = {}
         if self._data is not None:
             shutil.rmtree(self._data, ignore_errors=True)
+            guard.forget_path(self._data)
             self._data = None
 
 
@@ -256,8 +290,8 @@ class LocalLauncher:
         # Limits apply to containers; a local process shares the machine like everything else.
         # The runtime's venv comes first on PATH: pemja (Flink's thread mode) embeds whichever
         # python is found there, not python.executable.
-        path = f"{self.python.parent}:{os.environ.get('PATH', '')}"
-        return ManagedProcess(name, argv, log, env={**os.environ, **env, "PATH": path})
+        path = f"{self.python.parent}:{child_env().get('PATH', '')}"
+        return ManagedProcess(name, argv, log, env={**env, "PATH": path})
 
     def describe(self) -> dict[str, object]:
         return {"python": str(self.python)}

@@ -23,9 +23,10 @@ import yaml
 from harness.backends.base import KafkaCluster, Launcher
 from harness.backends.containers import ContainerKafka, ContainerLauncher
 from harness.backends.local import LocalLauncher
+from harness.support import guard
 from harness.support.console import console
 from harness.support.paths import CACHE
-from harness.support.procs import Worker, free_port
+from harness.support.procs import Worker, free_ports
 from harness.support.wait import wait_until
 
 FLINK_LOG4J = """\
@@ -79,6 +80,7 @@ class WheelCluster:
     def _make_scratch(self) -> Path:
         (CACHE / "tmp").mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=CACHE / "tmp"))
+        guard.remember_path(self._dir)
         self.launcher.share(self._dir)
         self.launcher.share(self.log_dir)  # logs and the Spark driver's progress file
         return self._dir
@@ -101,6 +103,7 @@ class WheelCluster:
             p.stop(grace_s=10)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            guard.forget_path(self._dir)
             self._dir = None
 
 
@@ -154,7 +157,7 @@ class FlinkCluster(WheelCluster):
             env |= {"FLINK_LIB_DIR": str(d / "lib"), "FLINK_HOME": str(self.launcher.home)}
         return env
 
-    def configure(self, folder: Path, rest_port: int) -> None:
+    def configure(self, folder: Path, rest_port: int, rpc_port: int, blob_port: int) -> None:
         """Write the cluster's config.yaml into `folder`/conf, for the REST API on
         `rest_port`; `folder` also holds its checkpoints (and is what the processes share)."""
         self._dir = folder
@@ -176,13 +179,13 @@ class FlinkCluster(WheelCluster):
             "env": {"java": {"opts": {"all": java_opts}}},
             "io": {"tmp": {"dirs": str(self.scratch / "tmp")}},
             "jobmanager": {"bind-host": bind, "rpc": {"address": self.launcher.address(self.JOBMANAGER),
-                                                      "port": free_port()},
+                                                      "port": rpc_port},
                            "memory": {"process": {"size": s.jobmanager_memory}},
                            "execution": {"failover-strategy": "region"}},
             "taskmanager": {"bind-host": bind, **taskmanager, "numberOfTaskSlots": s.slots,
                             "memory": {"process": {"size": s.taskmanager_memory}}},
             "rest": {"address": self.launcher.address(self.JOBMANAGER), "bind-address": bind, "port": self.rest_port},
-            "blob": {"server": {"port": free_port()}},
+            "blob": {"server": {"port": blob_port}},
             "execution": {"checkpointing": {
                 "dir": f"file://{self.checkpoints}", "savepoint-dir": f"file://{self.scratch / 'savepoints'}",
                 "externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION", "num-retained": 3}},
@@ -208,7 +211,7 @@ class FlinkCluster(WheelCluster):
                 (lib / jar.name).symlink_to(jar)
 
     def start(self, timeout_s: float = 120.0) -> None:
-        self.configure(self._make_scratch(), free_port())
+        self.configure(self._make_scratch(), *free_ports(3))
         t0 = time.monotonic()
         where = "in containers" if self.launcher.backend == "containers" else "as local processes"
         with console.status(f"Starting Flink (JobManager + {self.settings.taskmanagers} TaskManager) {where}"):
@@ -313,7 +316,7 @@ class SparkCluster(WheelCluster):
 
     def start(self, timeout_s: float = 120.0) -> None:
         self._make_scratch()
-        self.port, self.ui_port = free_port(), free_port()
+        self.port, self.ui_port = free_ports(2)
         t0 = time.monotonic()
         where = "in containers" if self.launcher.backend == "containers" else "as local processes"
         with console.status(f"Starting Spark (Master + 1 Worker) {where}"):
@@ -330,9 +333,10 @@ class SparkCluster(WheelCluster):
         n = len(self.workers)
         s = self.settings
         name = f"spark-worker-{n}"
+        port, ui_port = free_ports(2)
         proc = self.launcher.launch(
             name, [*self._spark_class("worker.Worker"), self.url, "--host", self.launcher.address(name),
-                   "--port", str(free_port()), "--webui-port", str(free_port()), "--cores", str(s.worker_cores),
+                   "--port", str(port), "--webui-port", str(ui_port), "--cores", str(s.worker_cores),
                    "--memory", s.worker_memory, "--work-dir", str(self.scratch / name)],
             self.log_dir / f"{name}.log", self.env(), cpus=self.cpus, memory_mb=s.worker_container_mb, alias=name)
         self.workers.append(proc)

@@ -20,7 +20,7 @@ from harness.support import procs
 from harness.support.errors import ClusterError
 from harness.support.names import safe_name
 from harness.support.paths import PIPELINES
-from harness.support.procs import Worker, free_port
+from harness.support.procs import Worker, free_ports
 from harness.support.wait import wait_until
 from harness.workload.engine_options import KINDS, SparkOptions
 from harness.workload.schema import Fault
@@ -121,7 +121,7 @@ class SparkEngine:
         o = self.options
         launcher = self.cluster.launcher
         conf = {
-            "spark.ui.port": str(free_port()), "spark.ui.showConsoleProgress": "false",
+            "spark.ui.port": str(free_ports(1)[0]), "spark.ui.showConsoleProgress": "false",
             "spark.executor.memory": o.executor_memory, "spark.executor.cores": str(o.worker_cores),
             "spark.cores.max": str(o.worker_cores), "spark.pyspark.python": str(launcher.python),
             "spark.sql.shuffle.partitions": str(o.shuffle_partitions),

@@ -61,6 +61,9 @@ class Verdict:
     recovery: list[FaultResult]
     # Per second: offered, driver_max_lag_ms, received, p50_ms, p99_ms, backlog (timeseries.csv).
     series: list[dict[str, float | int | None]] = field(default_factory=list)
+    # Why the row failed however its figures read: an engine that delivered nothing has no
+    # latency to show and must not pass as a run (a CI job would see exit 0).
+    failure: str | None = None
 
 
 def judge(wl: Workload, expected: Expected, h: History) -> Verdict:
@@ -96,6 +99,8 @@ def judge(wl: Workload, expected: Expected, h: History) -> Verdict:
         windows=windows,
         recovery=_recoveries(h, first, measure_from),
         series=series,
+        failure=None if len(first) or not expected.records else
+        f"no decision arrived at all (0 of {len(expected.records):,} records sent got one)",
     )
 
 

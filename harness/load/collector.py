@@ -48,12 +48,24 @@ def consumer_config(bootstrap: str) -> dict[str, Any]:
     }
 
 
+def _i64(value: object) -> int:
+    """A whole number, or its digits as a string, that fits the history's int64 columns.
+    Anything else (3.7, true, 2**63) makes the record malformed: truncating it could turn a
+    wrong id into a right one, and one number too large for int64 would lose the whole
+    history at np.save."""
+    if isinstance(value, str) and value.lstrip("-").isdigit() and value.isascii():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ValueError(f"not a 64-bit whole number: {value!r}")
+    return value
+
+
 def _row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
     try:
         d = json.loads(value)
-        return (int(d["txn_id"]), int(d["user_id"]), int(d["sent_ns"]), recv_ns,
+        return (_i64(d["txn_id"]), _i64(d["user_id"]), _i64(d["sent_ns"]), recv_ns,
                 DECISION_CODES.get(d["decision"], UNKNOWN), REASON_CODES.get(d.get("reason"), UNKNOWN),
-                int(d["spend_cents"]), int(d["count"]))
+                _i64(d["spend_cents"]), _i64(d["count"]))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -61,7 +73,7 @@ def _row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
 def _window_row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
     try:
         d = json.loads(value)
-        return int(d["user_id"]), int(d["window_end_ms"]), int(d["spend_cents"]), int(d["count"]), recv_ns
+        return _i64(d["user_id"]), _i64(d["window_end_ms"]), _i64(d["spend_cents"]), _i64(d["count"]), recv_ns
     except (ValueError, KeyError, TypeError):
         return None
 

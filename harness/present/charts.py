@@ -7,6 +7,7 @@ import csv
 import io
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.judge.metrics import first_copies, rolling_p99  # noqa: E402
+from harness.load.history import RECEIVED  # noqa: E402
 from harness.results import layout  # noqa: E402
+from harness.results.read import read_npy  # noqa: E402
 from harness.results.schema import EngineResult, Summary  # noqa: E402
 
 STEP_NS = 500_000_000  # the latency-over-time curve's resolution
@@ -68,15 +71,51 @@ def _injected_s(summary: Summary, i: int, planned_s: float) -> float:
     return float(statistics.median(times)) if times else planned_s
 
 
-def timeseries(run_dir: Path) -> dict[str, list[dict[str, float | None]]]:
-    rows: dict[str, list[dict[str, float | None]]] = defaultdict(list)
+Series = dict[str, list[dict[str, float | None]]]  # timeseries.csv's rows by engine
+# What every row the runner appends has; p50, p99 (nothing decided that second) and backlog
+# (older runs) may be empty.
+NEEDED = ("engine", "second", "offered", "received")
+
+
+def _row(r: dict[str | None, str | None]) -> dict[str, float | None] | None:
+    """A timeseries.csv row's figures; None for a row cut short or damaged."""
+    # DictReader keys a row's surplus fields None and gives its missing ones None.
+    if None in r or None in r.values() or not all(r.get(k) for k in NEEDED):
+        return None
+    try:
+        return {str(k): float(v) if v else None for k, v in r.items() if k != "engine"}
+    except ValueError:
+        return None
+
+
+def timeseries(run_dir: Path, warn: Callable[[str], None]) -> Series:
+    """timeseries.csv by engine; the rows that cannot be read are skipped and counted in a
+    warning: a run killed while appending leaves its last row cut short."""
     path = run_dir / layout.TIMESERIES
     if not path.exists():
         return {}
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            rows[r["engine"]].append({k: (float(v) if v not in ("", None) else None)
-                                      for k, v in r.items() if k != "engine"})
+    # Damaged bytes spoil their own row only.
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows: Series = defaultdict(list)
+    reader = csv.DictReader(lines)
+    if not set(NEEDED) <= set(reader.fieldnames or []):
+        warn(f"{path}: no header naming the columns a run writes ({', '.join(NEEDED)}): throughput and backlog "
+             f"not drawn")
+        return {}
+    skipped = 0
+    try:
+        for r in reader:
+            row = _row(r)
+            if row is None:
+                skipped += 1
+            else:
+                rows[str(r["engine"])].append(row)
+    except csv.Error:  # a field past the csv module's size limit: not text a run wrote
+        # Every line below the header but the rows read whole.
+        skipped = len(lines) - 1 - sum(len(v) for v in rows.values())
+    if skipped:
+        read = sum(len(v) for v in rows.values())
+        warn(f"{path}: {skipped} row(s) cut short or damaged, skipped; the charts show the {read} readable one(s)")
     return dict(rows)
 
 
@@ -100,12 +139,18 @@ def _save(fig: Figure, name: str, out: Path) -> Chart:
     return Chart(name, TITLES[name], svg[svg.index("<svg"):], png)
 
 
+def _legend(ax: Any, loc: str) -> None:
+    # Nothing labelled (a run whose engines all failed): no legend, rather than a warning.
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc=loc)
+
+
 def _over_time(fig: Figure, ax: Any, ylabel: str, m: Markers, name: str, out: Path) -> Chart:
     """The common end of every chart over the run's seconds: labels, markers, legend, grid."""
     ax.set_xlabel("seconds after the load started")
     ax.set_ylabel(ylabel)
     _mark(ax, m)
-    ax.legend(fontsize=8, loc="upper left")
+    _legend(ax, "upper left")
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, name, out)
 
@@ -114,26 +159,35 @@ def _decisions(run_dir: Path, e: EngineResult) -> np.ndarray | None:
     path = layout.received(run_dir, e.engine)
     if not e.ok or not path.exists() or e.load_start_ns is None:
         return None
-    return first_copies(np.load(path))
+    return first_copies(read_npy(path, RECEIVED))
 
 
-def _latency_over_time(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart:
+def _latency_over_time(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart | None:
     fig, ax = plt.subplots(figsize=(10, 4))
+    drawn = False
     for e in summary.engines:
         first = _decisions(run_dir, e)
         if first is None or len(first) == 0 or e.load_start_ns is None:
             continue
         start = e.load_start_ns
         xs = np.arange(start + STEP_NS, int(first["recv_ns"].max()) + 1, STEP_NS)
+        if len(xs) == 0:  # every decision within the first step: no point to draw
+            continue
         # SPEC 4's rolling p99, backlog included: an outage shows as a ramp, not a hole.
         ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e.engine, linewidth=1.2)
+        drawn = True
+    # No curve: a log scale of nothing would warn, and the figure would show nothing.
+    if not drawn:
+        plt.close(fig)
+        return None
     ax.set_yscale("log")
     ax.axvspan(0, m.warmup_s, color="grey", alpha=0.1, label="warm-up")
     return _over_time(fig, ax, "rolling 1-s p99 (ms), pending records included", m, "latency", out)
 
 
-def _cdf(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart:
+def _cdf(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart | None:
     fig, ax = plt.subplots(figsize=(10, 4))
+    drawn = False
     for e in summary.engines:
         first = _decisions(run_dir, e)
         if first is None or e.load_start_ns is None:
@@ -142,17 +196,23 @@ def _cdf(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart:
         lat = np.sort((first["recv_ns"][keep] - first["sent_ns"][keep]) / 1e6)
         if len(lat):
             ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=e.engine, linewidth=1.2)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of decisions")
     for q in (0.5, 0.99):
         ax.axhline(q, color="grey", linewidth=0.8, linestyle=":")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, "lower right")
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, "cdf", out)
 
 
-def _throughput(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart:
+def _throughput(series: Series, m: Markers, out: Path) -> Chart | None:
+    if not series:
+        return None
     fig, ax = plt.subplots(figsize=(10, 4))
     offered_drawn = False
     for engine, rows in series.items():
@@ -164,7 +224,7 @@ def _throughput(series: dict[str, list[dict[str, float | None]]], m: Markers, ou
     return _over_time(fig, ax, "records per second", m, "throughput", out)
 
 
-def _backlog(series: dict[str, list[dict[str, float | None]]], m: Markers, out: Path) -> Chart | None:
+def _backlog(series: Series, m: Markers, out: Path) -> Chart | None:
     drawn = False
     fig, ax = plt.subplots(figsize=(10, 4))
     for engine, rows in series.items():
@@ -197,15 +257,16 @@ def _recovery(summary: Summary, out: Path) -> Chart | None:
     ax.invert_yaxis()
     ax.set_xlim(left=0)
     ax.set_xlabel("seconds after the load started")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, "lower right")
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, "recovery", out)
 
 
-def draw(run_dir: Path, summary: Summary, out: Path) -> list[Chart]:
+def draw(run_dir: Path, summary: Summary, out: Path, warn: Callable[[str], None]) -> list[Chart]:
+    """The figures there is something to draw in; `warn` hears of rows of the time series
+    that could not be read."""
     m = markers(summary)
-    series = timeseries(run_dir)
+    series = timeseries(run_dir, warn)
     charts = [_latency_over_time(run_dir, summary, m, out), _cdf(run_dir, summary, m, out),
-              _throughput(series, m, out)]
-    extra = [_backlog(series, m, out), _recovery(summary, out)]
-    return charts + [c for c in extra if c]
+              _throughput(series, m, out), _backlog(series, m, out), _recovery(summary, out)]
+    return [c for c in charts if c]

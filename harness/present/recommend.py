@@ -18,7 +18,7 @@ from rich.markup import escape
 from harness.present import repeat
 from harness.present.report import fmt_ms, style
 from harness.results import layout
-from harness.results.read import read_json
+from harness.results.read import load_sweep
 from harness.results.schema import EngineResult, FaultResult, Measured, Summary
 from harness.support.errors import ResultsError
 from harness.workload.schema import CLUSTER_FAULTS
@@ -77,9 +77,7 @@ def gather(paths: list[Path]) -> Evidence:
             raise repeat.not_a_result(p, "a run, repeat or sweep folder (summary.json, repeat.json or sweep.json); "
                                          "a glob like results/*/ matches folders only")
         if runs is None:
-            sweep = read_json(sweep_file)
-            if not isinstance(sweep, dict) or not isinstance(sweep.get("sustainable"), dict):
-                raise repeat.not_a_result(sweep_file, "a sweep.json Stream Showdown wrote")
+            sweep = load_sweep(sweep_file)
             if sweep_file.resolve() not in seen:
                 seen.add(sweep_file.resolve())
                 ev.sweeps.append((sweep_file, sweep))

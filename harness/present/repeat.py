@@ -16,7 +16,7 @@ from rich.text import Text
 
 from harness.present.report import fmt_ms
 from harness.results import layout
-from harness.results.read import load_summary, read_json
+from harness.results.read import load_repeat, load_summary
 from harness.results.schema import EngineResult, Summary
 from harness.support.errors import ResultsError
 
@@ -80,10 +80,7 @@ def load(path: Path) -> dict[str, Any]:
     """A run folder or a repeat folder (or its summary.json / repeat.json) as repeat.json."""
     d = layout.result_folder(path)
     if (d / layout.REPEAT).is_file():
-        data = read_json(d / layout.REPEAT)
-        if not isinstance(data, dict) or not isinstance(data.get("engines"), dict):
-            raise not_a_result(d / layout.REPEAT, "a repeat.json Stream Showdown wrote")
-        return data
+        return load_repeat(d / layout.REPEAT)
     if (d / layout.SUMMARY).is_file():
         return aggregate([(d.name, load_summary(d))])
     raise not_a_result(path, f"a run folder ({layout.SUMMARY}) or a repeat folder ({layout.REPEAT})")
@@ -93,10 +90,7 @@ def summaries(path: Path) -> list[tuple[Path, Summary]] | None:
     """(summary.json path, summary) of each run in a run or repeat folder; None for neither."""
     d = layout.result_folder(path)
     if (d / layout.REPEAT).is_file():
-        data = read_json(d / layout.REPEAT)
-        if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-            raise not_a_result(d / layout.REPEAT, "a repeat.json Stream Showdown wrote")
-        files = [d / str(run) / layout.SUMMARY for run in data["runs"]]
+        files = [d / run / layout.SUMMARY for run in load_repeat(d / layout.REPEAT)["runs"]]
     elif (d / layout.SUMMARY).is_file():
         files = [d / layout.SUMMARY]
     else:

@@ -137,11 +137,28 @@ def table(summary: Summary) -> Table:
     return t
 
 
-def notes(summary: Summary) -> list[str]:
-    """What the table cannot show: errors, the first offending txn_ids, events of the run."""
-    out = []
+def unfinished(summary: Summary) -> str | None:
+    """Why the run is not complete, said before its table; None if it is."""
+    if summary.status == "complete":
+        return None
+    why = summary.error or "it was interrupted or killed before it recorded why (or it is still running)"
+    return f"run {summary.status}: {why}"
+
+
+def no_rows(summary: Summary, name: str) -> str:
+    """Why run `name` has no engine's row: a table of none would say nothing."""
     if summary.error:
-        out.append(f"run {summary.status}: {summary.error}")
+        why = f" ({summary.error})"
+    elif summary.finished_at is None:
+        why = " (or it is still running)"
+    else:
+        why = ""
+    return f"run {name} did not finish: it was interrupted or killed before any engine's row was written{why}"
+
+
+def notes(summary: Summary) -> list[str]:
+    """What the table cannot show: engines' errors, the first offending txn_ids, events of the run."""
+    out = []
     for e in summary.engines:
         name = e.engine
         if e.error:
@@ -166,6 +183,9 @@ def notes(summary: Summary) -> list[str]:
 
 def print_summary(summary: Summary, console: Console | None = None) -> None:
     console = console or default_console
+    headline = unfinished(summary)
+    if headline:
+        console.print(f"[bold red]{escape(headline)}[/]")
     console.print(table(summary))
     for line in notes(summary):
         console.print(f"[yellow]{escape(line)}[/]")
@@ -202,18 +222,26 @@ svg { max-width: 100%; height: auto; } .caption, .meta td { color: #555; text-al
 """
 
 
-def write_files(run_dir: Path, summary: Summary) -> tuple[Path, Path]:
+def write_files(run_dir: Path, summary: Summary, out: Console | None = None) -> tuple[Path, Path]:
     """report.html (one self-contained page: inline SVG, no network needed) and report.md
-    (with its figures as PNG files in report-files/) in `run_dir`."""
+    (with its figures as PNG files in report-files/) in `run_dir`; what could not be drawn
+    is said on `out`."""
     from harness.present import charts  # matplotlib: only when a report is written
 
-    figures = charts.draw(run_dir, summary, run_dir / layout.REPORT_FILES)
+    console = out or default_console
+
+    def warn(line: str) -> None:
+        console.print(f"[yellow]warning: {escape(line)}[/]", highlight=False, soft_wrap=True)
+
+    figures = charts.draw(run_dir, summary, run_dir / layout.REPORT_FILES, warn)
     note_lines = notes(summary)
+    headline = unfinished(summary)
     cells = rows(summary)
     title = f"Stream Showdown — {summary.workload_name} ({summary.status})"
     body_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows(summary, "html"))
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
             f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+            f"<p class='bad'>{html.escape(headline)}</p>" if headline else "",
             # A narrow window scrolls the table rather than cutting its last columns off.
             "<div class='wide'><table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns(summary))
             + "</tr></thead>",
@@ -228,7 +256,8 @@ def write_files(run_dir: Path, summary: Summary) -> tuple[Path, Path]:
     html_path.write_text("\n".join(page))
 
     cols = [c.replace("\n", "<br>") for c in columns(summary)]
-    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md = [f"# {title}", "", *([f"**{headline}**", ""] if headline else []),
+          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(c.replace("\n", "<br>") for c in r) + " |" for r in cells]
     md += ["", caption(summary), ""]
     md += [f"## {f.title}\n\n![{f.name}]({f.png.relative_to(run_dir)})\n" for f in figures]
@@ -245,7 +274,7 @@ def write_report(run_dir: RunDir, out: Console | None = None) -> None:
     the figures are a view of the results, which are already written."""
     out = out or default_console
     try:
-        pages = write_files(run_dir.path, run_dir.summary)
+        pages = write_files(run_dir.path, run_dir.summary, out)
         out.print(f"Report: {pages[0]} and {pages[1].name}")
     except Exception as e:
         out.print(f"[yellow]could not draw the report ({type(e).__name__}: {e}); "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.provision.versions import pinned
 from harness.support.console import console
+from harness.support.env import child_env
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE, ROOT
 
@@ -49,7 +50,7 @@ def jars(component: str) -> Path:
         *(f"-D{k}={v}" for k, v in props.items()),
     ]
     with console.status(f"Resolving {component} jars from Maven Central ({props})"):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(network=True))
     if proc.returncode != 0 or not any(target.glob("*.jar")):
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
         raise SetupError(f"mvn could not resolve the {component} jars:\n{tail}")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.support.console import console
+from harness.support.env import child_env
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE
 
@@ -29,10 +30,11 @@ def ensure(name: str, requirements: list[str]) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{name}-{digest}.pip.log"
     console.print(f"Creating the {name} runtime in {root}: {' '.join(requirements)}")
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, env=child_env())
     with open(log, "w") as out, console.status(f"pip install for {name} (log: {log})") as status:
         proc = subprocess.Popen([str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=child_env(network=True))
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)

@@ -16,13 +16,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SUMMARY = "summary.json"
+SUMMARY_TMP = SUMMARY + ".tmp"  # written whole, then renamed over summary.json
 TIMESERIES = "timeseries.csv"
+LOGS = "logs"
 REPEAT = "repeat.json"
 SWEEP = "sweep.json"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 REPORT_FILES = "report-files"
 TRANSACTIONS = "transactions.parquet"
+# Written beside summary.json when the command running the run died (support/guard.py):
+# its reader then says the run was killed, not merely partial.
+KILLED = "killed.json"
+# What a run writes besides its summary: a folder with one of these and no summary.json
+# is a run that died before its first summary was in place.
+RUN_FILES = (SUMMARY_TMP, TIMESERIES, LOGS)
 
 
 def new_folder(base: Path, name: str) -> Path:
@@ -37,8 +45,12 @@ def new_folder(base: Path, name: str) -> Path:
     return path
 
 
+def killed_marker(run: Path) -> Path:
+    return run / KILLED
+
+
 def logs(run: Path) -> Path:
-    return run / "logs"
+    return run / LOGS
 
 
 def engine_logs(run: Path, engine: str) -> Path:

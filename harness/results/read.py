@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.results import layout
 from harness.results.schema import FORMAT_VERSION, Summary
@@ -78,18 +79,45 @@ def summary_from(data: Any, source: str) -> Summary:
     try:
         return Summary.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
-        raise ResultsError(f"{source}: not a summary this version can read: {field}: {e['msg']}{more}") from None
+        raise ResultsError(_refusal(source, "a summary", err)) from None
+
+
+def _refusal(source: object, kind: str, err: ValidationError) -> str:
+    """One line for a file of the wrong shape: its first problem, by key, and how many more."""
+    e = err.errors()[0]
+    field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    # Not "or instance of <a model class>": the reader of the message has JSON, not models.
+    msg = "Input should be a JSON object" if e["type"] in ("model_type", "dict_type") else e["msg"]
+    more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
+    return f"{source}: not {kind} this version can read: {field}: {msg}{more}"
 
 
 def load_summary(path: Path) -> Summary:
     """A run's summary.json, given as the run folder or as the file itself."""
     target = path / layout.SUMMARY if path.is_dir() else path
     if path.is_dir() and not target.exists():
-        raise ResultsError(f"{path}: no {layout.SUMMARY} here: not a run folder")
-    return summary_from(read_json(target), str(target))
+        raise ResultsError(_no_summary(path))
+    summary = summary_from(read_json(target), str(target))
+    marker = layout.killed_marker(target.parent)
+    if summary.status != "complete" and marker.is_file():
+        try:
+            how = str(json.loads(marker.read_text())["how"])
+        except (OSError, ValueError, KeyError, TypeError):
+            how = f"the harness was killed during this run ({marker} says so, unreadably)"
+        summary = summary.model_copy(update={"status": "killed", "error": how})
+    return summary
+
+
+def _no_summary(folder: Path) -> str:
+    """What a folder without a summary.json is instead: another kind of result, a run that
+    died before its first summary was written, or no result at all."""
+    for name, kind in ((layout.REPEAT, "a repeat"), (layout.SWEEP, "a sweep")):
+        if (folder / name).is_file():
+            return f"{folder}: {kind} folder ({name}), not a run folder: give one of the run folders in it"
+    if any((folder / name).exists() for name in layout.RUN_FILES):
+        return (f"{folder}: run {folder.name} did not finish: it was interrupted or killed before it wrote its "
+                f"{layout.SUMMARY}")
+    return f"{folder}: no {layout.SUMMARY} here: not a run folder"
 
 
 def workload_fields(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -105,3 +133,98 @@ def workload_fields(metadata: dict[str, Any]) -> dict[str, Any]:
     except yaml.YAMLError:
         return {}
     return fields if isinstance(fields, dict) else {}
+
+
+def read_npy(path: Path, dtype: np.dtype) -> np.ndarray:
+    """A history file (load/history.py) of `dtype` rows, refused with its name if it is cut
+    short or another file."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except (ValueError, EOFError):
+        raise ResultsError(f"{path}: not a whole .npy file (cut short, or another kind of file); was the run killed "
+                           f"while writing it?") from None
+    except OSError as e:
+        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
+    if not isinstance(data, np.ndarray) or data.dtype != dtype or data.ndim != 1:
+        raise ResultsError(f"{path}: not the rows a run records there: not a file Stream Showdown wrote")
+    return data
+
+
+class Shape(BaseModel):
+    """What a reader needs of an untyped JSON file, checked before it reads it. Strict: no
+    string taken for a number, so what passes is used as read; keys it does not name pass."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class Stats(Shape):
+    """A metric over a repeat's runs (present/repeat.stats)."""
+
+    median: float | None
+    min: float | None
+    max: float | None
+    values: list[float | None]
+
+
+class RepeatEngine(Shape):
+    status: list[str]
+    metrics: dict[str, Stats]
+
+
+class RepeatWorkload(Shape):
+    text: str = ""
+
+
+class RepeatMetadata(Shape):
+    """What compare reads of a repeat's metadata (its first run's schema.Metadata)."""
+
+    workload: RepeatWorkload = RepeatWorkload()
+    machine: dict[str, Any] = {}
+    versions: dict[str, Any] = {}
+    git: dict[str, Any] = {}
+
+
+class Repeat(Shape):
+    """repeat.json (present/repeat.aggregate)."""
+
+    workload_name: str | None
+    repeat: int
+    runs: list[str]
+    metadata: RepeatMetadata
+    engines: dict[str, RepeatEngine]
+
+
+class SweepStep(Shape):
+    """One step of sweep.json (run/sweep.Step), as recommend reads it."""
+
+    engine: str
+    rate: float
+    sustainable: bool
+    why_not: str
+
+
+class Sweep(Shape):
+    """sweep.json (run/sweep._result), as recommend reads it."""
+
+    sustainable: dict[str, SweepStep | None]
+    steps: list[SweepStep]
+
+
+def _checked(path: Path, shape: type[Shape]) -> dict[str, Any]:
+    """A JSON file as read, refused with the key at fault unless it has `shape`."""
+    data = read_json(path)
+    try:
+        shape.model_validate(data)
+    except ValidationError as err:
+        raise ResultsError(_refusal(path, f"a {path.name}", err)) from None
+    return data
+
+
+def load_repeat(path: Path) -> dict[str, Any]:
+    return _checked(path, Repeat)
+
+
+def load_sweep(path: Path) -> dict[str, Any]:
+    return _checked(path, Sweep)

@@ -179,7 +179,9 @@ class Metadata(Model):
 
 class Summary(Model):
     format_version: int = FORMAT_VERSION
-    status: Literal["partial", "complete"]
+    # killed: never written here; read so from the killed.json marker that a dead command's
+    # guardian, or the next command, puts beside it (support/guard.py); `error` says how.
+    status: Literal["partial", "complete", "killed"]
     started_at: str
     finished_at: str | None = None
     error: str | None = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,32 @@ import psutil
 from harness.provision.versions import harness_versions, pinned
 from harness.results import layout
 from harness.results.schema import EngineResult, Metadata, RecordedWorkload, Summary
+from harness.support.errors import StorageError, storage_error
 from harness.support.paths import ROOT
 from harness.workload.schema import Workload
+
+# A run's logs and histories take hundreds of MB; under this, one would fail midway.
+MIN_FREE_GIB = 1.0
+
+
+def check_room(base: Path, min_free_gib: float = MIN_FREE_GIB) -> None:
+    """Before anything starts: refuse a results folder that could not be created or written,
+    or whose disk has less than `min_free_gib` free. Met midway, either fails whatever writes
+    at that moment (a broker, say), whose error then hides the cause. Creates nothing."""
+    # The folder, or the nearest existing one it would be created in.
+    existing = next(p for p in (base.absolute(), *base.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise StorageError(f"{existing}: a file, where the results folder {base} would go: move it, or write "
+                           f"elsewhere with --results")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+        free = shutil.disk_usage(existing).free / 2**30
+    except OSError as e:
+        raise storage_error(e) or StorageError(f"{existing}: cannot write results there: {e.strerror}") from None
+    if free < min_free_gib:
+        raise StorageError(f"{existing}: only {free:.2f} GiB free on its disk, a run needs {min_free_gib:g} GiB: free "
+                           f"some space (old run folders, for one) or write elsewhere with --results")
 
 
 def git_commit() -> dict[str, Any]:
@@ -76,7 +102,7 @@ class RunDir:
         self.write()
 
     def write(self) -> None:
-        tmp = self.path / (layout.SUMMARY + ".tmp")
+        tmp = self.path / layout.SUMMARY_TMP
         tmp.write_text(self.summary.model_dump_json(indent=2))
         tmp.replace(self.path / layout.SUMMARY)
 

@@ -61,7 +61,8 @@ def write(ports: Ports) -> Path:
     flink_settings = FlinkSettings(1, flink.slots, flink.jobmanager_memory, flink.taskmanager_memory,
                                    flink.heartbeat_timeout_ms)
     FlinkCluster(flink_settings, launcher, COMPOSE_DIR / "flink" / "log", flink.container_cpus).configure(
-        COMPOSE_DIR / "flink", ports.flink)
+        # RPC and blob ports are the container's own: Flink's defaults.
+        COMPOSE_DIR / "flink", ports.flink, rpc_port=6123, blob_port=6124)
     spark_settings = SparkSettings(spark.worker_cores, spark.worker_memory, spark.daemon_memory, spark.driver_memory)
     env = {
         "COMPOSE_PROJECT_NAME": "showdown", **tags, "SHOWDOWN_COMPOSE_DIR": str(COMPOSE_DIR),

@@ -6,6 +6,8 @@ import multiprocessing as mp
 import queue
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from harness.results.schema import (
 )
 from harness.results.store import RunDir, metadata
 from harness.run.nemesis import Nemesis
-from harness.support import procs
+from harness.support import guard, procs
 from harness.support.console import console
 from harness.support.errors import ClusterError
 from harness.support.procs import CpuSampler
@@ -51,6 +53,9 @@ from harness.workload.schema import Workload
 LEAD_NS = 1_000_000_000  # between telling the driver to start and the first intended send
 READY_TIMEOUT_S = 120.0
 DRAIN_GRACE_S = 2.0  # after the last expected decision, keep reading for late duplicates
+# How often the engine's and the brokers' processes are checked (a container's check is a
+# `docker inspect`: not ten times a second beside the instrument).
+HEALTH_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -129,6 +134,20 @@ def _drain(q: mp.Queue[Any]) -> list[Any]:
             return out
 
 
+@contextmanager
+def _phase_on_exit(st: LiveState) -> Iterator[None]:
+    """The live table's last frame says why it stopped, not the phase it was in."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        st.phase = "interrupted"
+        raise
+    except Exception:
+        st.phase = "failed"
+        raise
+    st.phase = "done"
+
+
 class EngineRun:
     """Everything one engine's run needs, torn down in `close` whatever happened."""
 
@@ -185,6 +204,8 @@ class EngineRun:
         self.procs = [coll, drv]
         coll.start()
         drv.start()
+        guard.remember("collector", coll.pid or 0)
+        guard.remember("driver", drv.pid or 0)
         _ready(cstats, READY_TIMEOUT_S, "collector", coll)
         _ready(dstats, READY_TIMEOUT_S, "driver", drv)
 
@@ -219,9 +240,9 @@ class EngineRun:
         drain_since: float | None = None
         complete_since: float | None = None
         interactive = console.is_terminal
-        last_line = 0.0
-        with Live(st.render(wl.duration_s), console=console, refresh_per_second=2, transient=False,
-                  auto_refresh=interactive) as live:
+        last_line = last_health = 0.0
+        with Live(get_renderable=lambda: st.render(wl.duration_s), console=console, refresh_per_second=2,
+                  transient=False, auto_refresh=interactive) as live, _phase_on_exit(st):
             while collected is None:
                 for msg in _drain(dstats) + _drain(cstats):
                     match msg:
@@ -240,8 +261,10 @@ class EngineRun:
                             st.unique, st.windows = msg.unique, msg.windows_unique
                         case CollectorDone():
                             collected = msg
-                for event in self.engine.check_health():
-                    self.events.append(event)
+                if time.monotonic() - last_health >= HEALTH_INTERVAL_S:
+                    last_health = time.monotonic()
+                    self.events += self.engine.check_health()
+                    self.kafka.check_health()
                 st.faults = len(self.nemesis.events) if self.nemesis else 0
                 # A process that exits right after its last message: read that first.
                 if report is None and not drv.is_alive() and dstats.empty():
@@ -263,11 +286,10 @@ class EngineRun:
                         stop.set()
                         st.phase = "stopping"
                 if interactive:
-                    live.update(st.render(wl.duration_s))
+                    live.refresh()
                 elif time.monotonic() - last_line >= 10:
                     last_line = time.monotonic()
                     console.print(st.line())
-            live.update(st.render(wl.duration_s))
         drv.join(timeout=30)
         coll.join(timeout=30)
         assert report is not None
@@ -280,6 +302,8 @@ class EngineRun:
         v = judge(self.wl, expected, History(start, end_ns, received, window_results, self.nemesis.events, report,
                                              collected))
         self.run_dir.append_timeseries(self.name, v.series)
+        if v.failure:
+            raise ClusterError(f"{v.failure}; the engine's logs are in {self.log_dir}")
         if self.keep_records:
             self._write_records(start, received)
         return EngineResult(
@@ -347,6 +371,7 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     run_dir = RunDir(results_base, wl.name,
                      metadata(workload_path, workload_text, wl, backend, f"{BACKENDS[backend]} ({why})"))
     run_dir.write()
+    guard.running_in(layout.killed_marker(run_dir.path))
     console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
     if backend == "containers":
         console.print(f"Docker: {docker.ensure_engine()}")
@@ -375,6 +400,7 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
             try:
                 result = er.execute()
             except KeyboardInterrupt:
+                console.print()
                 run_dir.summary.engines.append(EngineResult(engine=name, status="interrupted"))
                 run_dir.finish("partial", error="interrupted by the user")
                 raise
@@ -389,4 +415,5 @@ def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path
     failed = [e.engine for e in run_dir.summary.engines if not e.ok]
     run_dir.finish("complete" if not failed else "partial",
                    error=f"engines failed: {', '.join(failed)}" if failed else None)
+    guard.running_in(None)
     return run_dir

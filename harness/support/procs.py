@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from typing import IO, Protocol, TypeVar
 
 import psutil
 
+from harness.support import guard
+from harness.support.env import child_env
 from harness.support.errors import ClusterError
 
 
@@ -53,21 +56,57 @@ _live: dict[int, ManagedProcess] = {}
 _lock = threading.Lock()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports on 127.0.0.1. All sockets stay bound until every port is
+    chosen: a port released at once can be handed out again by the very next bind (two
+    listeners of one broker once got the same port)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def port_taken(log: Path) -> bool:
+    """Whether a process failed because a port it was given was taken in the meantime
+    (another program bound it between our choice and its start): worth one more try."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Address already in use" in text or "BindException" in text
+
+
+# A line that names a failure's cause: a Java exception or a Python error.
+_CAUSE = re.compile(r"\b(\w+(Exception|Error)|Caused by)\b:")
 
 
 def tail(path: Path, lines: int = 40) -> str:
+    """The log's last `lines` lines; first, its first lines naming an exception when they
+    lie above those (a JVM that cannot bind a port logs why, then a long shutdown)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return f"(no log at {path})"
+    except OSError as e:
+        return f"(cannot read {path}: {e.strerror})"
+    last = text[-lines:]
+    causes = [line for line in text[:-lines] if _CAUSE.search(line)][:5]
+    if not causes:
+        return "\n".join(last)
+    return "\n".join(["first error lines:", *causes, "...", "last lines:", *last])
 
 
 class ManagedProcess:
-    """One started process group with its log file and its CPU time once it has ended."""
+    """One started process group with its log file and its CPU time once it has ended.
+
+    `env`: the variables set for it on purpose; of this process's environment it gets only
+    the allow-listed ones (support/env.py)."""
 
     def __init__(self, name: str, argv: Sequence[str], log: Path,
                  env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
@@ -77,10 +116,11 @@ class ManagedProcess:
         self._log_file: IO[bytes] = open(log, "ab")
         self.popen = subprocess.Popen(
             list(argv), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None, cwd=cwd,
+            env=child_env(env), cwd=cwd,
             start_new_session=True,  # own session => own process group, pgid == pid
         )
         self.pid = self.popen.pid
+        guard.remember(name, self.pid)
         self.started_ns = time.time_ns()
         self.cpu_seconds = 0.0
         self._cpu_by_process: dict[tuple[int, float], float] = {}
@@ -161,6 +201,7 @@ class ManagedProcess:
         self._log_file.close()
         with _lock:
             _live.pop(self.pid, None)
+        guard.forget(self.pid)
 
     def sample_cpu(self) -> float:
         """CPU seconds used so far by the process and its descendants. Each one's last
@@ -255,3 +296,4 @@ def detach(p: ManagedProcess) -> None:
     """Leave `p` running when this program exits (for `showdown up`)."""
     with _lock:
         _live.pop(p.pid, None)
+    guard.forget(p.pid)

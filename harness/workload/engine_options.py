@@ -7,12 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.workload.schema import CLUSTER_FAULTS, Fault
+from harness.workload.schema import CLUSTER_FAULTS, Fault, Strict, instances
 
 
-class KafkaOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class KafkaOptions(Strict):
     parallelism: int = Field(2, ge=1, le=64)
     # How long a transaction stays open collecting batches: Kafka Streams' commit.interval.ms
     # under exactly-once (default 100 ms). 0 commits after every poll: lowest latency,
@@ -27,9 +25,7 @@ class KafkaOptions(BaseModel):
     memory_mb: int = Field(512, ge=128, le=65_536)
 
 
-class FlinkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class FlinkOptions(Strict):
     parallelism: int = Field(2, ge=1, le=64)
     taskmanagers: int = Field(1, ge=1, le=8)
     slots: int = Field(2, ge=1, le=64)
@@ -46,9 +42,7 @@ class FlinkOptions(BaseModel):
     container_cpus: float = Field(2.0, gt=0, le=64)
 
 
-class SparkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SparkOptions(Strict):
     # kafka: Spark's own Kafka sink (at-least-once). transactional: foreachBatch with one
     # Kafka transaction per micro-batch, skipping batches already committed.
     sink: Literal["kafka", "transactional"] = "kafka"
@@ -78,13 +72,22 @@ class EngineKind(BaseModel):
     # False for an engine that copies records without the fraud rules (the checker then
     # judges only missing and duplicate decisions).
     applies_rules: bool = True
+    # The option that says how many workers (the `instance`s of a worker or executor fault)
+    # the engine runs, and what it calls one; None: always one.
+    workers: str | None
+    worker: str
 
 
 KINDS: dict[str, EngineKind] = {
-    "kafka": EngineKind(options=KafkaOptions, faults=frozenset({"kill:worker"})),
-    "passthrough": EngineKind(options=KafkaOptions, faults=frozenset({"kill:worker"}), applies_rules=False),
-    "flink": EngineKind(options=FlinkOptions, faults=frozenset({"kill:worker", "cancel-resubmit:job"})),
-    "spark": EngineKind(options=SparkOptions, faults=frozenset({"kill:worker", "kill:executor", "kill:driver"})),
+    "kafka": EngineKind(options=KafkaOptions, faults=frozenset({"kill:worker"}), workers="parallelism",
+                        worker="processor"),
+    "passthrough": EngineKind(options=KafkaOptions, faults=frozenset({"kill:worker"}), applies_rules=False,
+                              workers="parallelism", worker="processor"),
+    "flink": EngineKind(options=FlinkOptions, faults=frozenset({"kill:worker", "cancel-resubmit:job"}),
+                        workers="taskmanagers", worker="TaskManager"),
+    # The Spark cluster here has one Worker with one executor (engines/clusters.py).
+    "spark": EngineKind(options=SparkOptions, faults=frozenset({"kill:worker", "kill:executor", "kill:driver"}),
+                        workers=None, worker="Worker"),
 }
 
 
@@ -111,6 +114,19 @@ def validate_engine_options(name: str, options: dict[str, Any] | None) -> str | 
                 parts.append(f"{field}: {e['msg']} (got {e.get('input')!r})")
         return "; ".join(parts)
     return None
+
+
+def instance_problem(name: str, options: dict[str, Any] | None, fault: Fault) -> str | None:
+    """None if the worker or executor `fault` hits has `fault.instance` in engine row `name`
+    (with valid `options`), else a sentence saying how many it runs."""
+    if fault.target not in ("worker", "executor"):
+        return None
+    k = KINDS[kind(name)]
+    count = getattr(k.options.model_validate(options or {}), k.workers) if k.workers else 1
+    if fault.instance < count:
+        return None
+    runs = f"{count} {k.worker}{'s' * (count > 1)} ({k.workers}: {count})" if k.workers else f"one {k.worker}"
+    return f"engines.{name} runs {runs}, so {fault.kind} takes {instances(count)} (got {fault.instance})"
 
 
 def unsupported_faults(name: str, faults: list[Fault]) -> str | None:

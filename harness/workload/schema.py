@@ -2,15 +2,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.support.names import WORKLOAD_NAME
+from harness.support.names import same_topic, topic_problem, workload_name_problem
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `rate: true` is not 1 ev/s, nor is a quoted "5" a number (YAML's unquoted
+    # numbers, 1e6 too, are numbers: files.py). No .inf or .nan: every float here is a
+    # duration, a rate or a bound that arithmetic or a timer takes later.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+DAY = 86_400
+# Sums of amounts over a window must fit the 64-bit integers of the engines and the history.
+MAX_CENTS = 10**10
+# events/s: the driver's ceiling (a Python producer) is far below.
+Rate = Annotated[float, Field(gt=0, le=1_000_000)]
 
 
 class Phase(Strict):
@@ -24,23 +34,23 @@ class Phase(Strict):
 class Amount(Strict):
     """Log-normal payment amounts: `median_cents` x e^(sigma x N(0,1)), clipped to [1, max_cents]."""
 
-    median_cents: int = Field(4_000, gt=0)
+    median_cents: int = Field(4_000, gt=0, le=MAX_CENTS)
     sigma: float = Field(1.0, ge=0, le=5)
-    max_cents: int = Field(200_000, gt=0)
+    max_cents: int = Field(200_000, gt=0, le=MAX_CENTS)
 
 
 class OutOfOrder(Strict):
     """Events whose event time lags their send time by up to `max_delay_ms`."""
 
     fraction: float = Field(0.05, ge=0, le=1)
-    max_delay_ms: int = Field(8_000, ge=0)
+    max_delay_ms: int = Field(8_000, ge=0, le=DAY * 1000)
 
 
 class BeyondLateness(Strict):
     """Events older than the allowed lateness by up to `max_extra_ms` (LATE if the user moved on)."""
 
     fraction: float = Field(0.005, ge=0, le=1)
-    max_extra_ms: int = Field(20_000, gt=0)
+    max_extra_ms: int = Field(20_000, gt=0, le=DAY * 1000)
 
 
 class Burst(Strict):
@@ -48,8 +58,8 @@ class Burst(Strict):
 
     per_minute: float = Field(ge=0, le=600)
     events: int = Field(gt=0, le=1000)
-    amount_cents: int = Field(gt=0)
-    spacing_ms: int = Field(ge=0)
+    amount_cents: int = Field(gt=0, le=MAX_CENTS)
+    spacing_ms: int = Field(ge=0, le=DAY * 1000)
 
 
 class Fraud(Strict):
@@ -60,11 +70,15 @@ class Fraud(Strict):
 class Rules(Strict):
     """The SPEC's rule parameters (section 2)."""
 
-    window_s: int = Field(3_600, gt=0)
-    spend_limit_cents: int = Field(500_000, gt=0)
-    velocity_window_s: int = Field(60, gt=0)
+    window_s: int = Field(3_600, gt=0, le=7 * DAY)
+    spend_limit_cents: int = Field(500_000, gt=0, le=MAX_CENTS)
+    velocity_window_s: int = Field(60, gt=0, le=7 * DAY)
     velocity_limit: int = Field(8, gt=0)
-    allowed_lateness_s: int = Field(10, ge=0)
+    allowed_lateness_s: int = Field(10, ge=0, le=DAY)
+
+
+# Every engine and the oracle keep a sum for each window an event falls in: size_s / slide_s.
+MAX_WINDOWS_PER_EVENT = 100
 
 
 class Windows(Strict):
@@ -72,13 +86,16 @@ class Windows(Strict):
     and count over sliding windows of `size_s` every `slide_s`, aligned to the epoch,
     emitted once the engine's watermark (max event time − allowed lateness) passes the end."""
 
-    size_s: int = Field(3_600, gt=0)
+    size_s: int = Field(3_600, gt=0, le=7 * DAY)
     slide_s: int = Field(300, gt=0)
 
     @model_validator(mode="after")
     def _slides_fit(self) -> Windows:
         if self.size_s % self.slide_s:
             raise ValueError(f"size_s ({self.size_s}) must be a multiple of slide_s ({self.slide_s})")
+        if self.size_s // self.slide_s > MAX_WINDOWS_PER_EVENT:
+            raise ValueError(f"size_s / slide_s ({self.size_s // self.slide_s}) is the number of windows each event "
+                             f"falls in: at most {MAX_WINDOWS_PER_EVENT}; raise slide_s")
         return self
 
 
@@ -91,10 +108,42 @@ class KafkaSettings(Strict):
     # Kafka 4's transaction protocol: 2 (KIP-890, the default of a new 4.x cluster) bumps the
     # producer epoch on every commit; 1 is the protocol of Kafka 3.x.
     transaction_version: Literal[1, 2] = 2
-    transactions_topic: str = Field("transactions", min_length=1)
-    decisions_topic: str = Field("decisions", min_length=1)
+    transactions_topic: str = "transactions"
+    decisions_topic: str = "decisions"
     # The event-time windows output (workload `windows`), when there is one.
-    windows_topic: str = Field("windows", min_length=1)
+    windows_topic: str = "windows"
+
+    @field_validator("transactions_topic", "decisions_topic", "windows_topic")
+    @classmethod
+    def _topic_name(cls, topic: str) -> str:
+        problem = topic_problem(topic)
+        if problem:
+            raise ValueError(problem)
+        return topic
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> KafkaSettings:
+        named = [("transactions_topic", self.transactions_topic), ("decisions_topic", self.decisions_topic),
+                 ("windows_topic", self.windows_topic),
+                 ("the changelog of the kafka engine's state", self.changelog_topic)]
+        for i, (a, ta) in enumerate(named):
+            for b, tb in named[i + 1:]:
+                if same_topic(ta, tb):
+                    raise ValueError(f"{a} ({ta!r}) and {b} ({tb!r}) are one Kafka topic (it takes '.' and '_' "
+                                     f"alike): every topic of a run must be its own")
+        return self
+
+    @field_validator("brokers", "transaction_version", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        # A Literal of numbers takes true for 1, strict or not.
+        if isinstance(value, bool):
+            raise ValueError("a number, not true or false")
+        return value
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.transactions_topic}-state-changelog"
 
     @property
     def container_mb(self) -> int:
@@ -124,8 +173,10 @@ class Fault(Strict):
     at_s: float = Field(gt=0)
     action: Literal["kill", "cancel-resubmit"] = "kill"
     target: Literal["worker", "executor", "driver", "job", "broker"] = "worker"
+    # Which worker or broker, from 0: checked against the engines' workers (files.py) and
+    # kafka.brokers, never wrapped around.
     instance: int = Field(0, ge=0)
-    restart_after_s: float = Field(5.0, ge=0)
+    restart_after_s: float = Field(5.0, ge=0, le=DAY)
 
     @model_validator(mode="after")
     def _target_fits(self) -> Fault:
@@ -133,6 +184,8 @@ class Fault(Strict):
         if self.target not in allowed:
             raise ValueError(f"action {self.action} takes target {' or '.join(map(repr, allowed))}, "
                              f"got {self.target!r}")
+        if self.target in ("driver", "job") and self.instance:
+            raise ValueError(f"instance must be 0: there is one {self.target} to hit (got {self.instance})")
         return self
 
     @property
@@ -141,14 +194,21 @@ class Fault(Strict):
         return f"{self.action}:{self.target}"
 
 
+def instances(count: int) -> str:
+    """The `instance`s a fault may name among `count` workers or brokers."""
+    return "instance 0" if count == 1 else f"instance 0 to {count - 1}"
+
+
 TARGETS = {"kill": ("worker", "executor", "driver", "broker"), "cancel-resubmit": ("job",)}
+
+
 class Sweep(Strict):
     """`showdown sweep`: each rate in turn, without faults, for `duration_s`. A rate is
     sustainable when the driver kept its schedule, every decision arrived, the p99 stayed
     under `p99_limit_ms`, and latency did not trend upward (its fitted growth over the
     step, after warm-up, stayed under `max_growth_ms`): Karimov et al., ICDE 2018."""
 
-    rates: list[float] = Field(default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 4000.0], min_length=1)
+    rates: list[Rate] = Field(default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 4000.0], min_length=1)
     duration_s: float = Field(60.0, gt=0, le=3600)
     warmup_s: float = Field(15.0, ge=0)
     p99_limit_ms: float = Field(5_000.0, gt=0)
@@ -156,8 +216,8 @@ class Sweep(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Sweep:
-        if any(r <= 0 for r in self.rates) or sorted(self.rates) != self.rates:
-            raise ValueError(f"rates must be positive and ascending, got {self.rates}")
+        if sorted(self.rates) != self.rates:
+            raise ValueError(f"rates must be ascending, got {self.rates}")
         if self.warmup_s >= self.duration_s:
             raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
         return self
@@ -167,17 +227,22 @@ class Sweep(Strict):
 CLUSTER_FAULTS = frozenset({"kill:broker"})
 
 
+# The generator builds a shuffled id list and a Zipf table of `users` entries (size.py) in
+# ~1 s per million; merchants are ids like them. Beyond this no rule would notice more.
+MAX_IDS = 10_000_000
+
+
 class Workload(Strict):
-    name: str = Field(pattern=WORKLOAD_NAME)
+    name: str
     description: str = ""
     seed: int = Field(ge=0)
     duration_s: float = Field(gt=0, le=24 * 3600)
     warmup_s: float = Field(10.0, ge=0)
-    rate: float = Field(gt=0, le=1_000_000, description="events/s, open loop")
+    rate: Rate = Field(description="events/s, open loop")
     phases: list[Phase] = []
-    users: int = Field(20_000, ge=1)
+    users: int = Field(20_000, ge=1, le=MAX_IDS)
     key_skew: float = Field(0.5, ge=0, le=3, description="Zipf exponent; 0 = uniform")
-    merchants: int = Field(5_000, ge=1)
+    merchants: int = Field(5_000, ge=1, le=MAX_IDS)
     amount: Amount = Amount()
     out_of_order: OutOfOrder = OutOfOrder()
     beyond_lateness: BeyondLateness = BeyondLateness()
@@ -187,9 +252,13 @@ class Workload(Strict):
     driver: DriverSettings = DriverSettings()
     engines: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"kafka": {}, "passthrough": {}})
     faults: list[Fault] = []
-    drain_timeout_s: float = Field(60.0, gt=0)
+    drain_timeout_s: float = Field(60.0, gt=0, le=DAY)
     sweep: Sweep = Sweep()
-    event_time_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    # With its time zone (2026-01-01T00:00:00Z): without one it would be the machine's local
+    # time. Not strict: summary.json records it as text. From 2000 on, as Kafka timestamps
+    # cannot be negative, late events included.
+    event_time_start: AwareDatetime = Field(datetime(2026, 1, 1, tzinfo=UTC), strict=False,
+                                            ge=datetime(2000, 1, 1, tzinfo=UTC))
     # Event-time milliseconds per millisecond of the schedule: > 1 lets a run of minutes
     # cover hours of event time, so that hour-long windows close within it.
     event_time_speed: float = Field(1.0, ge=1, le=3_600)
@@ -200,6 +269,14 @@ class Workload(Strict):
     # waits this long without holding the CPU or Python's GIL, as a call to a model server
     # or to native inference code would. 0: no model step.
     model_cost_ms: float = Field(0.0, ge=0, le=1_000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        problem = workload_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
     def steady_until_s(self) -> float:
         """Where the steady part of the load ends: at the first surge or fault, else at its end."""
@@ -259,4 +336,4 @@ class Workload(Strict):
 
     @property
     def changelog_topic(self) -> str:
-        return f"{self.kafka.transactions_topic}-state-changelog"
+        return self.kafka.changelog_topic

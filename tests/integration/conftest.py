@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,27 @@ def _docker_engine_tree() -> set[int]:
         return set()
 
 
+# A token in the user's shell, which no file of a run folder may contain (issue 12: Flink
+# logs its Python workers' whole environment). Every run of these tests carries it.
+SECRET = "SHOWDOWN_TEST_SECRET"
+SECRET_VALUE = "tok-5f3c9a1e-never-in-results"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def a_secret_in_the_environment() -> Iterator[None]:
+    os.environ[SECRET] = SECRET_VALUE
+    try:
+        yield
+    finally:
+        os.environ.pop(SECRET, None)
+
+
+def no_secret_in(folder: Path) -> None:
+    leaked = [str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file() and
+              SECRET_VALUE.encode() in f.read_bytes()]
+    assert not leaked, f"the environment's {SECRET} leaked into {leaked}"
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
     """Every test that starts a cluster leaves nothing running, pass or fail."""
@@ -64,6 +86,7 @@ def run_workload(data: dict[str, Any], results: Path, backend: str = "local",
     wl = workload.parse(data, data["name"])
     run_dir = runner.run(wl, data["name"], yaml.safe_dump(data, sort_keys=False), results,
                          keep_records=keep_records, backend=backend)
+    no_secret_in(run_dir.path)
     return run_dir.path, load_summary(run_dir.path)
 
 

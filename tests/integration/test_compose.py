@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 from harness.backends import docker
 from harness.run import compose
 from harness.support.errors import SetupError
-from harness.support.procs import free_port
+from harness.support.procs import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def stack() -> Iterator[tuple[list[str], compose.Ports]]:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.skip("no docker-compose on PATH (apt-get install docker-compose)")
-    ports = compose.Ports(free_port(), free_port(), free_port())
+    ports = compose.Ports(*free_ports(3))
     env = compose.write(ports)
     cmd = [tool, "--env-file", str(env), "-f", str(compose.COMPOSE_FILE), "-p", "showdown-test"]
     try:

@@ -16,7 +16,7 @@ from harness.results.schema import Summary
 from harness.run import runner
 from harness.support.paths import WORKLOADS
 from harness.workload import files as workload
-from tests.integration.conftest import exactly_once, finished
+from tests.integration.conftest import exactly_once, finished, no_secret_in
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Summary]:
     wl, text = workload.load(WORKLOADS / "smoke.yaml")
     run_dir = runner.run(wl, "workloads/smoke.yaml", text, tmp_path_factory.mktemp("results"), keep_records=True)
     report.write_report(run_dir)  # as `showdown run` does
+    no_secret_in(run_dir.path)
     return run_dir.path, load_summary(run_dir.path)
 
 

@@ -110,3 +110,17 @@ def test_the_collector_reads_only_committed_output_from_the_start_without_commit
     assert a["isolation.level"] == "read_committed"
     assert (a["auto.offset.reset"], a["enable.auto.commit"]) == ("earliest", False)
     assert a["group.id"] != b["group.id"]  # a fresh group each run: no offsets left by an earlier one
+
+
+@pytest.mark.parametrize("field, value", [("txn_id", 2**63), ("txn_id", -(2**63) - 1), ("txn_id", 41.7),
+                                          ("user_id", "7.0"), ("count", True), ("spend_cents", None)])
+def test_a_number_the_history_cannot_hold_exactly_is_malformed_not_truncated_or_fatal(field: str,
+                                                                                       value: Any) -> None:
+    assert collector._row(encode({**BLOCK, field: value}), RECV_NS) is None
+    window_field = {"txn_id": "window_end_ms"}.get(field, field)
+    assert collector._window_row(encode({**WINDOW, window_field: value}), RECV_NS) is None
+
+
+def test_the_largest_ids_still_save() -> None:
+    rows = [collector._row(encode({**BLOCK, "txn_id": 2**63 - 1}), RECV_NS), collector._row(encode(BLOCK), RECV_NS)]
+    assert history(*rows)["txn_id"].tolist() == [2**63 - 1, 41]

@@ -159,7 +159,7 @@ def flink_config(tmp_path: Path, backend: str = "local", settings: FlinkSettings
                  ) -> tuple[FlinkCluster, dict[str, Any]]:
     launcher = FakeLauncher(wheel_home=flink_wheel(tmp_path / "wheel"), backend=backend)
     cluster = FlinkCluster(settings or FlinkSettings(1, 2, "1g", "2g", 10_000), launcher, tmp_path / "logs", 2.0)
-    cluster.configure(tmp_path / "scratch", rest_port=18081)
+    cluster.configure(tmp_path / "scratch", rest_port=18081, rpc_port=18082, blob_port=18083)
     return cluster, yaml.safe_load((tmp_path / "scratch" / "conf" / "config.yaml").read_text())
 
 

@@ -91,3 +91,9 @@ def test_replayed_decisions_count_as_the_faults_duplicates(run: tuple[Workload, 
 def test_lost_decisions_are_missing(run: tuple[Workload, list[Txn], list[Decision]]) -> None:
     v = verdict(run, received(*run[1:], skip=7))
     assert (v.correctness.missing, v.correctness.duplicates) == (7, 0)
+
+
+def test_an_engine_that_delivered_nothing_fails_its_row(run: tuple[Workload, list[Txn], list[Decision]]) -> None:
+    v = verdict(run, np.empty(0, dtype=RECEIVED))
+    assert v.failure is not None and f"0 of {len(run[1]):,}" in v.failure
+    assert verdict(run, received(*run[1:], skip=len(run[1]) - 1)).failure is None

@@ -14,7 +14,7 @@ from harness.results.read import load_summary
 from harness.results.schema import FORMAT_VERSION
 from harness.results.store import RunDir
 from harness.support.errors import ResultsError
-from tests.conftest import SMOKE_TEXT, engine, failed, fault, summary
+from tests.conftest import SMOKE_TEXT, engine, failed, fault, summary, write_run
 
 
 def test_a_written_run_reads_back_equal(tmp_path: Path) -> None:
@@ -103,3 +103,18 @@ def test_an_unknown_field_is_refused_so_writer_and_schema_stay_in_step(tmp_path:
 def test_the_recorded_workload_is_the_text_and_its_parse() -> None:
     s = summary(engine())
     assert s.metadata.workload.text == SMOKE_TEXT and s.workload and s.workload.name == "smoke"
+
+
+def test_a_run_whose_command_died_reads_as_killed_with_how(tmp_path: Path) -> None:
+    s = summary(engine("kafka"))
+    s.status = "partial"
+    run = write_run(tmp_path / "run", s)
+    assert load_summary(run).status == "partial"
+    (run / "killed.json").write_text(json.dumps({"killed_at": "2026-12-06T01:00:00+00:00",
+                                                 "how": "the harness ended without finishing this run; x"}))
+    killed = load_summary(run)
+    assert killed.status == "killed" and killed.error == "the harness ended without finishing this run; x"
+    (run / "killed.json").write_text("{")
+    assert "unreadably" in (load_summary(run).error or "")
+    s.status = "complete"
+    assert load_summary(write_run(tmp_path / "done", s)).status == "complete"
