@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from rich.table import Table
 
 from harness.judge import metrics
+from harness.load.history import RECEIVED
 from harness.results import layout
+from harness.results.read import read_npy
 from harness.results.schema import EngineResult
 from harness.results.store import RunDir
 from harness.run import runner
@@ -53,7 +54,7 @@ def judge(e: EngineResult, wl: Workload, run_dir: Path) -> tuple[list[str], floa
     p99 = m.latency_ms.p99
     if p99 is None or p99 > s.p99_limit_ms:
         reasons.append(f"p99 {p99} ms over the limit of {s.p99_limit_ms:g} ms")
-    first = metrics.first_copies(np.load(layout.received(run_dir, e.engine)))
+    first = metrics.first_copies(read_npy(layout.received(run_dir, e.engine), RECEIVED))
     start = e.load_start_ns + int(s.warmup_s * 1e9)
     growth = metrics.latency_growth_ms(first, start, e.load_start_ns + int(s.duration_s * 1e9))
     if growth > s.max_growth_ms:
