@@ -1,5 +1,5 @@
 """Every scenario file at smoke size, on the local backend, through at least one engine:
-the file's own timeline (surges, faults, the schema switch) squeezed into 20 s of load,
+the file's own timeline (surges, faults, the schema switch) squeezed into 14 s of load,
 or longer where a fault or a surge needs it (LONGER)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.integration.conftest import exactly_once, finished, run_workload, win
 
 pytestmark = pytest.mark.integration
 
-SMOKE_S = 20.0
+SMOKE_S = 14.0
 # Longer where the squeezed timeline needs it: after a broker kill a processor whose group
 # coordinator was on that broker can hang until its watchdog restarts it (~15 s, see
 # harness/engines/kafka.py), then catches up; a processor kill takes ~7 s to recover;
