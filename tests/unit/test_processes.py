@@ -124,6 +124,16 @@ def _sleepers(tmp_path: Path, record: dict[str, object]) -> list[psutil.Process]
     return [p for p in found if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
+def _all_started(tmp_path: Path, pid: int) -> list[psutil.Process]:
+    """The command's six processes (two shells, each with two sleeps), once the shells have
+    forked theirs."""
+    deadline = time.monotonic() + 10
+    while len(found := _sleepers(tmp_path, _record(tmp_path, pid))) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(found) == 6, found
+    return found
+
+
 def _marker(tmp_path: Path) -> Path:
     """The run folder's marker, written if the command dies."""
     (tmp_path / "run").mkdir()
@@ -156,8 +166,7 @@ def test_a_command_killed_with_sigkill_leaves_nothing_running(tmp_path: Path) ->
     started: list[psutil.Process] = []
     try:
         assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        started = _sleepers(tmp_path, _record(tmp_path, cmd.pid))
-        assert len(started) == 6  # two shells, each with two sleeps
+        started = _all_started(tmp_path, cmd.pid)
         os.kill(cmd.pid, signal.SIGKILL)
         assert _gone(started, 10), "the guardian did not stop what the killed command started"
         assert "its guardian stopped" in json.loads(marker.read_text())["how"]
@@ -173,8 +182,7 @@ def test_the_next_command_stops_what_a_command_killed_with_its_guardian_left(tmp
     started: list[psutil.Process] = []
     try:
         assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        record = _record(tmp_path, cmd.pid)
-        started = _sleepers(tmp_path, record)
+        started = _all_started(tmp_path, cmd.pid)
         guardian = [c for c in psutil.Process(cmd.pid).children() if "harness.support.guard" in " ".join(c.cmdline())]
         assert len(guardian) == 1
         guardian[0].kill()  # SIGKILL: it cannot act on it (it stays a zombie of the command's until then)
@@ -208,6 +216,7 @@ def test_a_record_whose_command_still_runs_is_left_alone(tmp_path: Path, monkeyp
     try:
         assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
         monkeypatch.setattr(guard, "RECORDS", tmp_path / "runs")
+        _all_started(tmp_path, cmd.pid)
         assert guard.clean_leftovers() == []
         assert len(_sleepers(tmp_path, _record(tmp_path, cmd.pid))) == 6
     finally:
@@ -233,7 +242,7 @@ def test_a_second_interrupt_exits_even_when_the_main_thread_is_stuck_in_native_c
     started: list[psutil.Process] = []
     try:
         assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        started = _sleepers(tmp_path, _record(tmp_path, cmd.pid))
+        started = _all_started(tmp_path, cmd.pid)
         time.sleep(0.5)  # interrupt.install() runs after "started"
         cmd.send_signal(signal.SIGINT)
         assert cmd.stdout.readline().strip() == "cleaning up"
