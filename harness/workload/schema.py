@@ -1,10 +1,11 @@
 """The typed schema of a workload: what a run does (docs/spec.md, README "Workload fields")."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.support.names import same_topic, topic_problem, workload_name_problem
 
@@ -21,6 +22,21 @@ DAY = 86_400
 MAX_CENTS = 10**10
 # events/s: the driver's ceiling (a Python producer) is far below.
 Rate = Annotated[float, Field(gt=0, le=1_000_000)]
+
+
+def _refused_by(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A name checked by one of support/names.py's rules, its message as the field's error."""
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+TopicName = Annotated[str, _refused_by(topic_problem)]
+WorkloadName = Annotated[str, _refused_by(workload_name_problem)]
 
 
 class Phase(Strict):
@@ -108,18 +124,10 @@ class KafkaSettings(Strict):
     # Kafka 4's transaction protocol: 2 (KIP-890, the default of a new 4.x cluster) bumps the
     # producer epoch on every commit; 1 is the protocol of Kafka 3.x.
     transaction_version: Literal[1, 2] = 2
-    transactions_topic: str = "transactions"
-    decisions_topic: str = "decisions"
+    transactions_topic: TopicName = "transactions"
+    decisions_topic: TopicName = "decisions"
     # The event-time windows output (workload `windows`), when there is one.
-    windows_topic: str = "windows"
-
-    @field_validator("transactions_topic", "decisions_topic", "windows_topic")
-    @classmethod
-    def _topic_name(cls, topic: str) -> str:
-        problem = topic_problem(topic)
-        if problem:
-            raise ValueError(problem)
-        return topic
+    windows_topic: TopicName = "windows"
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> KafkaSettings:
@@ -233,7 +241,7 @@ MAX_IDS = 10_000_000
 
 
 class Workload(Strict):
-    name: str
+    name: WorkloadName
     description: str = ""
     seed: int = Field(ge=0)
     duration_s: float = Field(gt=0, le=24 * 3600)
@@ -269,14 +277,6 @@ class Workload(Strict):
     # waits this long without holding the CPU or Python's GIL, as a call to a model server
     # or to native inference code would. 0: no model step.
     model_cost_ms: float = Field(0.0, ge=0, le=1_000)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        problem = workload_name_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     def steady_until_s(self) -> float:
         """Where the steady part of the load ends: at the first surge or fault, else at its end."""
