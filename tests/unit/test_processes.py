@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -140,15 +142,25 @@ def _marker(tmp_path: Path) -> Path:
     return tmp_path / "run" / "killed.json"
 
 
-def _kill(cmd: subprocess.Popen[str], started: list[psutil.Process]) -> None:
-    """A failed test's cleanup: the command and what it started."""
-    cmd.kill()
-    cmd.wait(5)
-    for p in started:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+@contextmanager
+def _command(tmp_path: Path, body: str = "time.sleep(300)\n"
+             ) -> Iterator[tuple[subprocess.Popen[str], list[psutil.Process]]]:
+    """The test command once it started its six processes; afterwards, whatever the test
+    did, the command and those processes are killed."""
+    cmd = _script(tmp_path, body)
+    started: list[psutil.Process] = []
+    try:
+        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
+        started = _all_started(tmp_path, cmd.pid)
+        yield cmd, started
+    finally:
+        cmd.kill()
+        cmd.wait(5)
+        for p in started:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def _gone(procs: list[psutil.Process], within_s: float) -> bool:
@@ -162,27 +174,17 @@ def _gone(procs: list[psutil.Process], within_s: float) -> bool:
 
 def test_a_command_killed_with_sigkill_leaves_nothing_running(tmp_path: Path) -> None:
     marker = _marker(tmp_path)
-    cmd = _script(tmp_path, "time.sleep(300)\n")
-    started: list[psutil.Process] = []
-    try:
-        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        started = _all_started(tmp_path, cmd.pid)
+    with _command(tmp_path) as (cmd, started):
         os.kill(cmd.pid, signal.SIGKILL)
         assert _gone(started, 10), "the guardian did not stop what the killed command started"
         assert "its guardian stopped" in json.loads(marker.read_text())["how"]
         assert not (tmp_path / "runs" / f"{cmd.pid}.json").exists()
-    finally:
-        _kill(cmd, started)
 
 
 def test_the_next_command_stops_what_a_command_killed_with_its_guardian_left(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     marker = _marker(tmp_path)
-    cmd = _script(tmp_path, "time.sleep(300)\n")
-    started: list[psutil.Process] = []
-    try:
-        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        started = _all_started(tmp_path, cmd.pid)
+    with _command(tmp_path) as (cmd, started):
         guardian = [c for c in psutil.Process(cmd.pid).children() if "harness.support.guard" in " ".join(c.cmdline())]
         assert len(guardian) == 1
         guardian[0].kill()  # SIGKILL: it cannot act on it (it stays a zombie of the command's until then)
@@ -196,8 +198,6 @@ def test_the_next_command_stops_what_a_command_killed_with_its_guardian_left(tmp
         assert any("sleeper-0" in line and "sleeper-1" in line for line in lines), lines
         assert "the next command stopped" in json.loads(marker.read_text())["how"]
         assert guard.clean_leftovers() == []
-    finally:
-        _kill(cmd, started)
 
 
 def test_a_command_that_finished_releases_its_guardian_and_record(tmp_path: Path) -> None:
@@ -212,22 +212,14 @@ def test_a_command_that_finished_releases_its_guardian_and_record(tmp_path: Path
 
 
 def test_a_record_whose_command_still_runs_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cmd = _script(tmp_path, "time.sleep(300)\n")
-    try:
-        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
+    with _command(tmp_path) as (cmd, _):
         monkeypatch.setattr(guard, "RECORDS", tmp_path / "runs")
-        _all_started(tmp_path, cmd.pid)
         assert guard.clean_leftovers() == []
         assert len(_sleepers(tmp_path, _record(tmp_path, cmd.pid))) == 6
-    finally:
-        os.kill(cmd.pid, signal.SIGKILL)
-        cmd.wait(5)
-        time.sleep(0.5)
-        guard.clean_leftovers()
 
 
 def test_a_second_interrupt_exits_even_when_the_main_thread_is_stuck_in_native_code(tmp_path: Path) -> None:
-    cmd = _script(tmp_path, """
+    with _command(tmp_path, """
         import ctypes
         from harness.support import interrupt
         interrupt.install()
@@ -238,16 +230,10 @@ def test_a_second_interrupt_exits_even_when_the_main_thread_is_stuck_in_native_c
             libc = ctypes.CDLL(None)
             while True:  # a client library's shutdown that never returns
                 libc.sleep(300)
-    """)
-    started: list[psutil.Process] = []
-    try:
-        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "started"
-        started = _all_started(tmp_path, cmd.pid)
+    """) as (cmd, started):
         time.sleep(0.5)  # interrupt.install() runs after "started"
         cmd.send_signal(signal.SIGINT)
-        assert cmd.stdout.readline().strip() == "cleaning up"
+        assert cmd.stdout is not None and cmd.stdout.readline().strip() == "cleaning up"
         cmd.send_signal(signal.SIGINT)
         assert cmd.wait(10) == 130
         assert _gone(started, 10)
-    finally:
-        _kill(cmd, started)
