@@ -240,14 +240,34 @@ def _positive(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _count(text: str) -> int:
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
+
+
+def _nice(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be a niceness from 0 (none) to 19, got {text}")
+    return value
+
+
+def _engine_nice_option(p: argparse.ArgumentParser) -> None:
+    from harness.support.procs import ENGINE_NICE
+
+    p.add_argument("--engine-nice", type=_nice, default=ENGINE_NICE, metavar="N",
+                   help="niceness of the local brokers' and engines' processes, so that their CPU bursts do "
+                        "not delay the load driver and the collector; 0 runs them beside the instrument at "
+                        "the same priority (default: %(default)s; recorded with the results)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -262,7 +282,10 @@ def parser() -> argparse.ArgumentParser:
                         "here; auto: containers when a Docker engine answers or can be started, else local "
                         "(default: %(default)s)")
     r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
-    r.add_argument("--keep-records", action="store_true", help="also write inputs and decisions as Parquet")
+    r.add_argument("--keep-records", action="store_true",
+                   help="also write per engine an audit archive in Parquet: the inputs with where they landed, "
+                        "every decision and window result received, the faults (results/README.md)")
+    _engine_nice_option(r)
     r.add_argument("--repeat", type=_count, default=1, metavar="N",
                    help="run the workload N times in a row into one folder results/<time>-<name>-x<N>/ with "
                         "repeat.json: per engine and metric the median and min–max (default: %(default)s)")
@@ -297,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
                     help="where Kafka and the engines' clusters run (default: %(default)s)")
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
+    _engine_nice_option(sw)
     sw.set_defaults(func=cmd_sweep)
     cmp = sub.add_parser("compare", help="two results side by side per engine: A, B, B − A, and whether the "
                                           "difference is outside the noise the repeats show")
@@ -342,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[yellow]{escape(line)}[/]")
         if args.func in (cmd_run, cmd_sweep, cmd_driver_bench):  # `up` leaves its broker running on purpose
             guard.guard()
+        if hasattr(args, "engine_nice"):
+            procs.set_engine_nice(args.engine_nice)
         return int(args.func(args))
     except (ShowdownError, OSError) as e:
         # An OSError the user can act on is a full disk or a folder that cannot be written,

@@ -35,6 +35,9 @@ class Rules:
         self.limit = cfg["spend_limit_cents"]
         self.vlimit = cfg["velocity_limit"]
         self.model_cost_s = cfg.get("model_cost_ms", 0) / 1000
+        # How far back an event can still count (SPEC 2): the longer window, since with
+        # velocity_window_s > window_s an event past the spend window still counts velocity.
+        self.reach = max(self.w, self.v)
 
     def score(self) -> None:
         """The simulated model (workload `model_cost_ms`): a fixed wait per event that
@@ -51,7 +54,7 @@ class Rules:
             return "LATE", None, 0, 0
         st.max_et = t if st.max_et is None else max(st.max_et, t)
         st.events.append([t, amount])
-        horizon = st.max_et - self.lateness - self.w  # at or below: can never count again
+        horizon = st.max_et - self.lateness - self.reach  # at or below: can never count again
         kept = []
         spend = count = 0
         for e in st.events:

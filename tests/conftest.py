@@ -11,6 +11,7 @@ from harness.present import repeat
 from harness.results.schema import (
     Correctness,
     CpuSeconds,
+    Disturbance,
     EngineResult,
     FaultResult,
     Latency,
@@ -51,7 +52,7 @@ SMOKE_TEXT = "name: smoke\nseed: 7\nduration_s: 30\nrate: 200\nrules: {window_s:
 def engine(name: str = "kafka", p99: float = 100.0, missing: int = 0, duplicates: int = 0,
            wrong: int | None = 0, faults: list[FaultResult] | None = None, cpu: float = 2.0,
            decisions_per_s: float = 199.5, options: dict[str, Any] | None = None,
-           windows: WindowsResult | None = None) -> EngineResult:
+           windows: WindowsResult | None = None, disturbed_share: float = 0.01) -> EngineResult:
     """One engine's finished row, every figure the schema asks for."""
     return EngineResult(
         engine=name, status="ok", describe={"options": options or {}}, load_start_ns=1_700_000_000_000_000_000,
@@ -67,6 +68,10 @@ def engine(name: str = "kafka", p99: float = 100.0, missing: int = 0, duplicates
         windows=windows, recovery=faults or [],
         cpu_seconds=CpuSeconds(engine=cpu + 1, kafka=20.0, engine_load=cpu, kafka_load=15.0, driver=1.0,
                                collector=1.0),
+        disturbance=Disturbance(other_cpu_s=round(disturbed_share * 120, 2), capacity_cpu_s=120.0,
+                                share=disturbed_share, disturbed=disturbed_share > 0.05,
+                                busiest=["stress (4242): 30.0 s"] if disturbed_share > 0.05 else [],
+                                load_average=[0.5, 0.4, 0.3]),
     )
 
 

@@ -97,21 +97,30 @@ def judge(wl: Workload, expected: Expected, h: History) -> Verdict:
         ),
         correctness=Correctness(**asdict(correctness), exactly_once=correctness.exactly_once),
         windows=windows,
-        recovery=_recoveries(h, first, measure_from),
+        recovery=_recoveries(h, expected, first, measure_from),
         series=series,
         failure=None if len(first) or not expected.records else
         f"no decision arrived at all (0 of {len(expected.records):,} records sent got one)",
     )
 
 
-def _recoveries(h: History, first: np.ndarray, measure_from: int) -> list[FaultResult]:
+def scheduled_ns(records: list[Txn], load_start_ns: int) -> np.ndarray:
+    """Each record's intended send time (its `sent_ns`), indexed by txn_id."""
+    out = np.zeros(len(records), dtype=np.int64)
+    for r in records:
+        out[r.txn_id] = load_start_ns + r.offset_ns
+    return out
+
+
+def _recoveries(h: History, expected: Expected, first: np.ndarray, measure_from: int) -> list[FaultResult]:
     """Each fault's figures, its window ending at the next fault (SPEC 4)."""
     out = []
     repeats = metrics.repeat_times(h.received)
+    scheduled = scheduled_ns(expected.records, h.start.wall_ns)
     for i, ev in enumerate(h.faults):
         window_end = h.faults[i + 1].injected_ns if i + 1 < len(h.faults) else None
         until = window_end if window_end is not None else np.iinfo(np.int64).max
-        rec = metrics.recovery(h.received, first, ev.injected_ns, measure_from, h.end_ns,
+        rec = metrics.recovery(h.received, first, scheduled, ev.injected_ns, measure_from, h.end_ns,
                                baseline_until_ns=h.faults[0].injected_ns, next_fault_ns=window_end)
         out.append(FaultResult(
             fault=ev.fault, target=ev.target,

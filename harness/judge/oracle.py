@@ -66,7 +66,8 @@ def decide(records: Iterable[Txn], rules: Rules) -> dict[int, Decision]:
         else:
             d = Decision(r.txn_id, r.user_id, APPROVE, None, spend, count)
         out[r.txn_id] = d
-        evict = bisect.bisect_right(u.times, u.max_et - lateness - w)
+        # SPEC 2's horizon: nothing at or before it can count again, for either window.
+        evict = bisect.bisect_right(u.times, u.max_et - lateness - max(w, v))
         if evict:
             del u.times[:evict]
             del u.amounts[:evict]

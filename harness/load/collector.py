@@ -60,20 +60,21 @@ def _i64(value: object) -> int:
     return value
 
 
-def _row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
+def _row(value: bytes, recv_ns: int, partition: int, offset: int) -> tuple[int, ...] | None:
     try:
         d = json.loads(value)
         return (_i64(d["txn_id"]), _i64(d["user_id"]), _i64(d["sent_ns"]), recv_ns,
                 DECISION_CODES.get(d["decision"], UNKNOWN), REASON_CODES.get(d.get("reason"), UNKNOWN),
-                _i64(d["spend_cents"]), _i64(d["count"]))
+                _i64(d["spend_cents"]), _i64(d["count"]), partition, offset)
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def _window_row(value: bytes, recv_ns: int) -> tuple[int, ...] | None:
+def _window_row(value: bytes, recv_ns: int, partition: int, offset: int) -> tuple[int, ...] | None:
     try:
         d = json.loads(value)
-        return _i64(d["user_id"]), _i64(d["window_end_ms"]), _i64(d["spend_cents"]), _i64(d["count"]), recv_ns
+        return (_i64(d["user_id"]), _i64(d["window_end_ms"]), _i64(d["spend_cents"]), _i64(d["count"]), recv_ns,
+                partition, offset)
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -107,14 +108,14 @@ def run(plan: CollectorPlan, stats: Queue[CollectorMessage], stop: Event) -> Non
                     errors.append(str(err))
                 continue
             if msg.topic() == plan.windows_topic:
-                wrow = _window_row(msg.value(), recv_ns)
+                wrow = _window_row(msg.value(), recv_ns, msg.partition(), msg.offset())
                 if wrow is None:
                     malformed += 1
                 else:
                     window_rows.append(wrow)
                     windows_seen.add((wrow[0], wrow[1]))
                 continue
-            row = _row(msg.value(), recv_ns)
+            row = _row(msg.value(), recv_ns, msg.partition(), msg.offset())
             if row is None:
                 malformed += 1
                 continue

@@ -19,8 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from harness.judge.judge import scheduled_ns  # noqa: E402
 from harness.judge.metrics import first_copies, rolling_p99  # noqa: E402
-from harness.load.history import RECEIVED  # noqa: E402
+from harness.load.generator import generate  # noqa: E402
+from harness.load.history import OLDER_RECEIVED, RECEIVED  # noqa: E402
 from harness.results import layout  # noqa: E402
 from harness.results.read import read_npy  # noqa: E402
 from harness.results.schema import EngineResult, Summary  # noqa: E402
@@ -159,7 +161,19 @@ def _decisions(run_dir: Path, e: EngineResult) -> np.ndarray | None:
     path = layout.received(run_dir, e.engine)
     if not e.ok or not path.exists() or e.load_start_ns is None:
         return None
-    return first_copies(read_npy(path, RECEIVED))
+    return first_copies(read_npy(path, RECEIVED, OLDER_RECEIVED))
+
+
+def _schedule(summary: Summary, e: EngineResult, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The decisions and every record's intended send time by txn_id, for the rolling p99.
+    With none missing the decisions hold the whole schedule; otherwise it is generated
+    again from the recorded workload, so that a record never decided still counts."""
+    c, wl = e.correctness, summary.workload
+    if c is not None and c.missing and wl is not None and e.load_start_ns is not None:
+        return first, scheduled_ns(generate(wl), e.load_start_ns)
+    renumbered = first.copy()
+    renumbered["txn_id"] = np.arange(len(first))
+    return renumbered, renumbered["sent_ns"]
 
 
 def _latency_over_time(run_dir: Path, summary: Summary, m: Markers, out: Path) -> Chart | None:
@@ -174,7 +188,8 @@ def _latency_over_time(run_dir: Path, summary: Summary, m: Markers, out: Path) -
         if len(xs) == 0:  # every decision within the first step: no point to draw
             continue
         # SPEC 4's rolling p99, backlog included: an outage shows as a ramp, not a hole.
-        ax.plot((xs - start) / 1e9, rolling_p99(first, xs) / 1e6, label=e.engine, linewidth=1.2)
+        first, scheduled = _schedule(summary, e, first)
+        ax.plot((xs - start) / 1e9, rolling_p99(first, scheduled, xs) / 1e6, label=e.engine, linewidth=1.2)
         drawn = True
     # No curve: a log scale of nothing would warn, and the figure would show nothing.
     if not drawn:

@@ -52,8 +52,14 @@ def verdict(metric: str, a: dict[str, Any], b: dict[str, Any]) -> str:
     return f"{word}, one side a single run" if len(a["values"]) == 1 or len(b["values"]) == 1 else word
 
 
-def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
-    """One engine's metrics (repeat.json's `metrics`) of A and B: medians, B − A, verdict."""
+# What a busy neighbour cannot change: counts of what arrived, not when.
+COUNTS = {"missing", "duplicates", "wrong", "windows_missing", "windows_duplicates", "windows_wrong"}
+NOT_EVIDENCE = "not evidence: disturbed"
+
+
+def rows(a: dict[str, Any], b: dict[str, Any], disturbed: bool = False) -> list[Row]:
+    """One engine's metrics (repeat.json's `metrics`) of A and B: medians, B − A, verdict.
+    `disturbed`: a run on either side was, so no timing or CPU figure gets a verdict."""
     out = []
     for m in dict.fromkeys([*a, *b]):
         sa, sb = a.get(m), b.get(m)
@@ -64,8 +70,9 @@ def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
             d = vb - va
             delta = "0" if d == 0 else ("+" if d > 0 else "-") + fmt(m, abs(d))
             pct = f"{d / va * 100:+.1f} %" if va else "—"
+        judged = verdict(m, sa, sb) if sa and sb else "—"
         out.append(Row(label(m), cell(m, sa), cell(m, sb), delta, pct,
-                       verdict(m, sa, sb) if sa and sb else "—"))
+                       NOT_EVIDENCE if disturbed and m not in COUNTS and judged != "—" else judged))
     return out
 
 
@@ -128,10 +135,15 @@ def print_comparison(a: dict[str, Any], b: dict[str, Any], a_name: str, b_name: 
         if lacking:
             say(f"[yellow]{escape(e)}: not compared, {' and '.join(lacking)}[/]")
     for e in common:
+        disturbed = [f"{sum(r['engines'][e].get('disturbed', []))} of {len(r['runs'])} run(s) in {side}"
+                     for side, r in (("A", a), ("B", b)) if any(r["engines"][e].get("disturbed", []))]
+        if disturbed:
+            say(f"[yellow]{escape(e)}: disturbed by other processes ({' and '.join(disturbed)}): its timings and CPU "
+                f"are not evidence, so they get no verdict; rerun on a quiet machine[/]")
         t = Table(title=Text(e), title_justify="left")
         for col in ("metric", "A", "B", "B − A", "%", "verdict"):
             t.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
-        for r in rows(a["engines"][e]["metrics"], b["engines"][e]["metrics"]):
+        for r in rows(a["engines"][e]["metrics"], b["engines"][e]["metrics"], bool(disturbed)):
             colour = next((s for w, s in VERDICT_STYLE.items() if r.verdict.startswith(w)), None)
             t.add_row(r.metric, escape(r.a), escape(r.b), r.delta, r.percent, style(r.verdict, colour, "rich"))
         say(t)

@@ -100,9 +100,12 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
     surges (`phases`) do not count."""
     req = f"p99 ≤ {limit_ms:,g} ms"
     figures = []
+    disturbed = [r for r in runs if r.result.disturbed]
     for r in runs:
         if r.summary.workload and r.summary.workload.phases:
             continue  # a surge is a stress test, not the steady state
+        if r.result.disturbed:
+            continue  # its latency measured a neighbour too (docs/spec.md, section 4)
         faults = r.result.recovery
         steady = [f.pre_fault_p99_ms for f in faults if f.pre_fault_p99_ms is not None]
         p99 = r.figures.latency_ms.p99
@@ -112,7 +115,10 @@ def p99_verdict(limit_ms: float, runs: list[EngineRun]) -> Verdict:
             figures.append((p99, "after warm-up", r.file))
     if not figures:
         why = ("no given run has a steady-state p99 of it (a fault run needs decisions in the 10 s before its "
-               "first fault; runs with surges do not count)")
+               "first fault; runs with surges or disturbed do not count)")
+        if disturbed:
+            why = (f"every given run of it with a steady-state p99 was disturbed by other processes, so its latency "
+                   f"is not evidence ({_files([r.file for r in disturbed])}): rerun on a quiet machine")
         return Verdict(req, NOT_MEASURED, why if runs else "no given run of it")
     worst, when, file = max(figures, key=lambda f: f[0])
     ok = worst <= limit_ms
@@ -178,17 +184,20 @@ def rate_verdict(engine: str, rate: float, sweeps: list[tuple[Path, dict[str, An
     found = [(f, s) for f, s in sweeps if engine in s.get("sustainable", {})]
     if not found:
         return Verdict(req, NOT_MEASURED, "no given sweep measured it (`showdown sweep`)")
-    best = [(s["sustainable"][engine]["rate"], f) for f, s in found if s["sustainable"][engine]]
+    # A step other processes disturbed is not evidence either way (docs/spec.md, section 4).
+    steps = [(f, st) for f, s in found for st in s["steps"] if st["engine"] == engine and not st.get("disturbed")]
+    best = [(st["rate"], f) for f, st in steps if st["sustainable"]]
     top = max(best, key=lambda b: b[0], default=(None, found[0][0]))
     if top[0] is not None and top[0] >= rate:
         return Verdict(req, MEETS, f"sustained {top[0]:,g} ev/s ≥ {rate:,g} ev/s ({top[1]})")
-    for f, s in found:
-        failed = next((st for st in s["steps"] if st["engine"] == engine and not st["sustainable"]), None)
-        if failed and failed["rate"] <= rate:
-            return Verdict(req, FAILS, f"{failed['rate']:,g} ev/s not sustained: {failed['why_not']} ({f})")
+    failed = min(((st["rate"], st["why_not"], f) for f, st in steps if not st["sustainable"]), default=None)
+    if failed and failed[0] <= rate:
+        return Verdict(req, FAILS, f"{failed[0]:,g} ev/s not sustained: {failed[1]} ({failed[2]})")
     sustained = "none" if top[0] is None else f"{top[0]:,g} ev/s"
+    skipped = sum(1 for _, s in found for st in s["steps"] if st["engine"] == engine and st.get("disturbed"))
     return Verdict(req, NOT_MEASURED, f"the sweeps tried no rate that settles it: highest sustained {sustained}, "
-                                      f"no failure at or below {rate:,g} ev/s ({top[1]})")
+                                      f"no failure at or below {rate:,g} ev/s ({top[1]})"
+                                      + (f"; {skipped} disturbed step(s) not counted" if skipped else ""))
 
 
 def judge(req: Requirements, ev: Evidence) -> dict[str, list[Verdict]]:
@@ -214,6 +223,8 @@ def notes(engine: str, ev: Evidence) -> list[str]:
     """What a reader of the verdicts should know about the evidence itself."""
     out = [f"{e.status} in {f}: not counted" for f, s in ev.runs for e in s.engines
            if e.engine == engine and not e.ok]
+    out += [f"disturbed in {r.file} (other processes used {r.result.disturbance.share:.0%} of the machine): its "
+            f"latency is not counted" for r in ev.of(engine) if r.result.disturbance and r.result.disturbed]
     if applies_no_rules(engine, ev):
         out.append("applies no rules: the floor Kafka itself imposes, not a candidate for the fraud job")
     options = [r.result.describe.get("options") or {} for r in ev.of(engine)]

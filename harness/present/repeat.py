@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.present.report import fmt_ms
+from harness.present.report import fmt_ms, style
 from harness.results import layout
 from harness.results.read import load_repeat, load_summary
 from harness.results.schema import EngineResult, Summary
@@ -64,6 +64,7 @@ def aggregate(runs: list[tuple[str, Summary]], planned: int | None = None) -> di
         figures = [engine_metrics(e) if e and e.ok else {} for e in results]
         keys = dict.fromkeys(k for f in figures for k in f)
         engines[name] = {"status": [e.status if e else "not run" for e in results],
+                         "disturbed": [bool(e and e.disturbed) for e in results],
                          "metrics": {k: stats([f.get(k) for f in figures]) for k in keys}}
     first = runs[0][1] if runs else None
     # The first run's metadata stands for all: one command ran them on one machine.
@@ -136,8 +137,12 @@ def table(result: dict[str, Any]) -> Table:
     for name in engines:
         t.add_column(Text(name), justify="right")
     t.add_row("runs ok", *(f"{e['status'].count('ok')} of {len(e['status'])}" for e in engines.values()))
+    if any(any(e.get("disturbed", [])) for e in engines.values()):
+        t.add_row("runs disturbed", *(style(str(sum(e.get("disturbed", []))), "red" if any(e.get("disturbed", []))
+                                            else None, "rich") for e in engines.values()))
     for k in dict.fromkeys(k for e in engines.values() for k in e["metrics"]):
         t.add_row(label(k), *(escape(cell(k, e["metrics"].get(k))) for e in engines.values()))
     t.caption = escape("latency in ms after warm-up; gap and recovery in s per fault; CPU s of the engine during "
-                       "load and drain; [k of N]: only k runs had the figure (e.g. a fault that never recovered)")
+                       "load and drain; [k of N]: only k runs had the figure (e.g. a fault that never recovered); disturbed: other "
+                       "processes used over 5 % of the machine, so that run's latency is not evidence")
     return t

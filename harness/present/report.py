@@ -71,7 +71,9 @@ WINDOWS_COLUMN = "windows\nmiss/dup/wrong\ndelay p50/p99 ms"
 WINDOWS_CAPTION = ("; windows = the event-time windows output against the oracle (missing, duplicated, wrong or "
                    "unexpected results), and the delay from a perfect watermark passing a window's end to its result")
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
-           "fault; recovery = until p99 is back (SPEC 4); backlog = most records sent but not yet decided, "
+           "fault; recovery = from the fault to the first 10 s with the rolling p99 back within its threshold, after "
+           "output resumed (docs/spec.md, section 4); disturbed = other processes used over 5 % of the machine "
+           "during the load and drain, so the row's latency is not evidence; backlog = most records sent but not yet decided, "
            "and its growth per second in the steady load (after warm-up, before a surge or fault); CPU = seconds "
            "used during the load and drain")
 
@@ -113,7 +115,7 @@ def rows(summary: Summary, markup: Markup = "plain") -> list[list[str]]:
         lat, tp, c, cpu = m.latency_ms, m.throughput, m.correctness, m.cpu_seconds
         kept = tp.driver_kept_schedule
         out.append([
-            style(e.engine, None, markup),
+            style(e.engine, None, markup) + (" " + style("(disturbed)", "red", markup) if e.disturbed else ""),
             fmt_ms(lat.p50), fmt_ms(lat.p90), fmt_ms(lat.p99), fmt_ms(lat.p999), fmt_ms(lat.max),
             f"{tp.offered_per_s:,.0f}", f"{tp.decisions_per_s:,.0f}",
             style("yes" if kept else "no", "green" if kept else "red", markup),
@@ -172,7 +174,17 @@ def notes(summary: Summary) -> list[str]:
             out.append(f"{name}: by value schema: " + "; ".join(
                 f"{v} ({s.sent:,} sent) missing {s.missing}, dup {s.duplicates}, "
                 f"wrong {'—' if s.wrong is None else s.wrong}" for v, s in c.by_schema.items()))
+        d = e.disturbance
+        if d and d.disturbed:
+            out.append(f"{name}: disturbed: processes outside the run used {d.other_cpu_s:.1f} CPU s, {d.share:.1%} "
+                       f"of the machine during the load and drain (load average {d.load_average[0]:.2f} at its "
+                       f"start; busiest: {', '.join(d.busiest) or 'short-lived ones'}): its latency is not evidence")
         for r in e.recovery:
+            if r.recovered and r.worst_after_recovery_p99_ms is not None and r.threshold_ms is not None \
+                    and r.worst_after_recovery_p99_ms > r.threshold_ms:
+                out.append(f"{name}: after recovering from {r.fault.action} {r.fault.target} at {r.at_s} s, the "
+                           f"rolling p99 went above the {fmt_ms(r.threshold_ms)}-ms threshold again, to "
+                           f"{fmt_ms(r.worst_after_recovery_p99_ms)} ms")
             if r.duplicates:
                 out.append(f"{name}: {r.duplicates:,} duplicate(s) received after "
                            f"{r.fault.action} {r.fault.target} at {r.at_s} s, before the next fault")
@@ -202,7 +214,11 @@ def _metadata(summary: Summary) -> list[tuple[str, str]]:
         ("status", f"{summary.status}, {summary.started_at} → {summary.finished_at}"),
         ("backend", m.backend_note or m.backend),
         ("machine", f"{machine.get('cpu_model')}, {machine.get('cpus')} CPUs, {machine.get('memory_gib')} GiB, "
-                    f"{machine.get('platform')}"),
+                    f"{machine.get('platform')}"
+                    + "".join(f", {k.replace('_', ' ')} {machine[k]}" for k in
+                              ("cpu_governor", "cgroup_cpu_max", "load_average") if machine.get(k) is not None)),
+        ("disturbance", "; ".join(f"{e.engine} {e.disturbance.share:.1%}" + (" (disturbed)" if e.disturbed else "")
+                                  for e in summary.engines if e.disturbance) or "not measured"),
         ("versions", f"Kafka {pinned.get('kafka', {}).get('version')}, Flink {pinned.get('flink', {}).get('version')}, "
                      f"Spark {pinned.get('spark', {}).get('version')}, Python {v.get('python')}, {v.get('java')}, "
                      f"confluent-kafka {v.get('confluent-kafka')} (librdkafka {v.get('librdkafka')})"),

@@ -6,7 +6,8 @@ results/<stamp>-<workload>/            a run
     timeseries.csv                     per engine and second: offered, received, p50, p99, backlog
     logs/<engine>/                     that engine's cluster logs, received.npy, windows.npy
     report.html, report.md, report-files/
-    transactions.parquet, decisions-<engine>.parquet   with --keep-records
+    records/<engine>/                  with --keep-records, the audit archive (results/README.md):
+        inputs.parquet, decisions.parquet, windows.parquet (with windows), faults.parquet
 results/<stamp>-<workload>-x<N>/       a repeat: the N run folders and repeat.json
 results/<stamp>-<workload>-sweep/      a sweep: one run folder per step and sweep.json
 """
@@ -24,7 +25,7 @@ SWEEP = "sweep.json"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 REPORT_FILES = "report-files"
-TRANSACTIONS = "transactions.parquet"
+RECORDS = "records"
 # Written beside summary.json when the command running the run died (support/guard.py):
 # its reader then says the run was killed, not merely partial.
 KILLED = "killed.json"
@@ -69,8 +70,26 @@ def windows_received(run: Path, engine: str) -> Path:
     return engine_logs(run, engine) / "windows.npy"
 
 
+def records(run: Path, engine: str) -> Path:
+    """An engine row's audit archive (--keep-records): every input with where it landed,
+    every decision and window result received, every fault injected."""
+    return run / RECORDS / engine
+
+
+def inputs_parquet(run: Path, engine: str) -> Path:
+    return records(run, engine) / "inputs.parquet"
+
+
 def decisions_parquet(run: Path, engine: str) -> Path:
-    return run / f"decisions-{engine}.parquet"
+    return records(run, engine) / "decisions.parquet"
+
+
+def windows_parquet(run: Path, engine: str) -> Path:
+    return records(run, engine) / "windows.parquet"
+
+
+def faults_parquet(run: Path, engine: str) -> Path:
+    return records(run, engine) / "faults.parquet"
 
 
 def result_folder(path: Path) -> Path:

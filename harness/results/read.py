@@ -41,8 +41,9 @@ def _parsed_workload(text: Any) -> dict[str, Any] | None:
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 summary (no format_version) in the current format: what older runs did not
-    record becomes what their readers assumed (CPU over the whole run, no backlog)."""
+    """An older summary in the current format: what older runs did not record becomes what
+    their readers assumed (format 1, no format_version: CPU over the whole run, no backlog)
+    or unknown (before format 3: no disturbance measured, no worst p99 after recovery)."""
     meta = data.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("workload"), dict):
         meta["workload"].setdefault("parsed", _parsed_workload(meta["workload"].get("text")))
@@ -135,9 +136,10 @@ def workload_fields(metadata: dict[str, Any]) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-def read_npy(path: Path, dtype: np.dtype) -> np.ndarray:
+def read_npy(path: Path, dtype: np.dtype, older: tuple[np.dtype, ...] = ()) -> np.ndarray:
     """A history file (load/history.py) of `dtype` rows, refused with its name if it is cut
-    short or another file."""
+    short or another file. A file of an `older` layout, written before `dtype` gained
+    fields, comes back as `dtype` rows with those fields -1 (the history's "unknown")."""
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -147,9 +149,14 @@ def read_npy(path: Path, dtype: np.dtype) -> np.ndarray:
                            f"while writing it?") from None
     except OSError as e:
         raise ResultsError(f"cannot read {path}: {e.strerror}") from None
-    if not isinstance(data, np.ndarray) or data.dtype != dtype or data.ndim != 1:
+    if not isinstance(data, np.ndarray) or data.ndim != 1 or (data.dtype != dtype and data.dtype not in older):
         raise ResultsError(f"{path}: not the rows a run records there: not a file Stream Showdown wrote")
-    return data
+    if data.dtype == dtype:
+        return data
+    upgraded = np.empty(len(data), dtype)
+    for name in dtype.names or ():
+        upgraded[name] = data[name] if name in (data.dtype.names or ()) else -1
+    return upgraded
 
 
 class Shape(BaseModel):
@@ -171,6 +178,7 @@ class Stats(Shape):
 class RepeatEngine(Shape):
     status: list[str]
     metrics: dict[str, Stats]
+    disturbed: list[bool] = []  # per run; repeat.json before format 3 has none
 
 
 class RepeatWorkload(Shape):
@@ -203,6 +211,7 @@ class SweepStep(Shape):
     rate: float
     sustainable: bool
     why_not: str
+    disturbed: bool = False  # sweep.json before format 3 has none
 
 
 class Sweep(Shape):

@@ -13,7 +13,10 @@ from harness.workload.schema import Fault, Workload
 
 # 1: summary.json before it carried a format_version. 2: format_version, the workload
 # also recorded as parsed data, and no figure left out for older results' sake.
-FORMAT_VERSION = 2
+# 3: recovery as the start of the first stable stretch after output resumed, counting
+# records never decided (docs/spec.md, section 4), with the worst p99 after it; each
+# row's disturbance; the machine's load, kernel, governor and cgroup limit.
+FORMAT_VERSION = 3
 
 
 class Model(BaseModel):
@@ -105,6 +108,10 @@ class FaultResult(Model):
     pre_fault_p99_ms: float | None
     threshold_ms: float | None
     peak_p99_ms: float | None
+    # The worst rolling 1-s p99 from the recovery on: a later blip shows here, and does not
+    # move the recovery. None when not recovered, and in results before format 3, whose
+    # recovery time was "after the fault's last excursion" instead.
+    worst_after_recovery_p99_ms: float | None = None
     final_p99_ms: float | None
     duplicates: int | None  # copies received from this fault until the next one; None in format-1 results
 
@@ -117,6 +124,19 @@ class CpuSeconds(Model):
     kafka_load: float
     driver: float
     collector: float
+
+
+class Disturbance(Model):
+    """CPU used during the load and drain by processes outside the run (docs/spec.md,
+    section 4). Over 5 % of the machine's capacity the row is disturbed: its latency is not
+    evidence, and compare and recommend say so instead of using it."""
+
+    other_cpu_s: float
+    capacity_cpu_s: float
+    share: float
+    disturbed: bool
+    busiest: list[str]  # the outside processes that used the most, with their CPU seconds
+    load_average: list[float]  # 1, 5 and 15 min, when the load started
 
 
 class EngineResult(Model):
@@ -136,11 +156,16 @@ class EngineResult(Model):
     windows: WindowsResult | None = None
     recovery: list[FaultResult] = []
     cpu_seconds: CpuSeconds | None = None
+    disturbance: Disturbance | None = None  # None: not measured (results before format 3)
     events: list[str] = []
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def disturbed(self) -> bool:
+        return self.disturbance is not None and self.disturbance.disturbed
 
     def measured(self) -> Measured:
         """The figures of a finished row; only for rows that are `ok`."""
@@ -175,6 +200,9 @@ class Metadata(Model):
     workload: RecordedWorkload
     git: dict[str, Any]
     command: list[str]
+    # How the load driver and the collector were kept from being starved by what they
+    # measure (README, "Protecting the instrument"); {} in results before format 3.
+    instrument: dict[str, Any] = {}
 
 
 class Summary(Model):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import platform
 import shutil
 import socket
@@ -19,7 +18,9 @@ from harness.provision.versions import harness_versions, pinned
 from harness.results import layout
 from harness.results.schema import EngineResult, Metadata, RecordedWorkload, Summary
 from harness.support.errors import StorageError, storage_error
+from harness.support.machine import facts
 from harness.support.paths import ROOT
+from harness.support.procs import engine_nice
 from harness.workload.schema import Workload
 
 # A run's logs and histories take hundreds of MB; under this, one would fail midway.
@@ -55,19 +56,11 @@ def git_commit() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine as the run starts (pyperf's metadata): what may change a figure."""
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
-        "cpu_model": cpu_model,
-        "cpus": os.cpu_count(),
+        **facts(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
     }
 
@@ -77,8 +70,20 @@ def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str,
         versions={**harness_versions(), "pinned": pinned()}, backend=backend, backend_note=backend_note,
         machine=machine(),
         workload=RecordedWorkload(path=workload_path, seed=wl.seed, text=workload_text, parsed=wl),
-        git=git_commit(), command=list(sys.argv),
+        git=git_commit(), command=list(sys.argv), instrument=instrument(backend),
     )
+
+
+def instrument(backend: str) -> dict[str, Any]:
+    nice = engine_nice()
+    if backend == "containers":
+        how = ("none: the brokers and engines run in containers, each in its own cgroup, which the kernel "
+               "weighs against the instrument's processes as a group")
+    elif nice:
+        how = f"the brokers and engines run at niceness {nice}, the load driver, collector and harness at 0"
+    else:
+        how = "none: the brokers and engines run at the instrument's priority (--engine-nice 0)"
+    return {"engine_nice": nice if backend != "containers" else 0, "how": how}
 
 
 TIMESERIES_FIELDS = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms", "backlog"]

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from harness.engines import registry as engines
 from harness.engines.base import EngineContext
 from harness.judge.judge import Expected, History, judge
 from harness.judge.oracle import Decision, WindowsExpected, decide, windows
-from harness.load import collector, driver
+from harness.load import collector, driver, positions
 from harness.load.generator import Txn, generate
 from harness.load.messages import (
     CollectorDone,
@@ -37,15 +37,14 @@ from harness.load.messages import (
     Ready,
 )
 from harness.results import layout
-from harness.results.schema import (
-    CpuSeconds,
-    EngineResult,
-)
+from harness.results.schema import CpuSeconds, Disturbance, EngineResult
 from harness.results.store import RunDir, metadata
+from harness.run import archive
 from harness.run.nemesis import Nemesis
-from harness.support import guard, procs
+from harness.support import guard, machine, procs
 from harness.support.console import console
 from harness.support.errors import ClusterError
+from harness.support.machine import OtherCpu
 from harness.support.procs import CpuSampler
 from harness.support.wait import wait_until
 from harness.workload.schema import Workload
@@ -173,6 +172,8 @@ class EngineRun:
                                windows_expected=len(self.windows_expected.required) if self.windows_expected else 0)
         self.events: list[str] = []
         self.cpu_load: dict[str, float] = {}
+        self.backend = backend
+        self.disturbance: machine.Disturbance | None = None
 
     def execute(self) -> EngineResult:
         wl = self.wl
@@ -209,6 +210,8 @@ class EngineRun:
         _ready(cstats, READY_TIMEOUT_S, "collector", coll)
         _ready(dstats, READY_TIMEOUT_S, "driver", drv)
 
+        others = OtherCpu(docker=self.backend == "containers")
+        others.start()
         cpu_before = self._cpu_now()
         start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
         start_q.put(start)
@@ -217,6 +220,7 @@ class EngineRun:
         end_ns = time.time_ns()
         self.nemesis.stop()
         cpu_after = self._cpu_now()
+        self.disturbance = others.stop()
         self.cpu_load = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
         received = np.load(out_file)
         window_results = np.load(windows_file) if windows_file else None
@@ -305,7 +309,7 @@ class EngineRun:
         if v.failure:
             raise ClusterError(f"{v.failure}; the engine's logs are in {self.log_dir}")
         if self.keep_records:
-            self._write_records(start, received)
+            self._write_records(start, end_ns, received, window_results)
         return EngineResult(
             engine=self.name, status="ok", describe=self.engine.describe(), setup=setup, kafka=self.kafka.describe(),
             load_start_ns=start.wall_ns, latency_ms=v.latency, throughput=v.throughput, correctness=v.correctness,
@@ -320,20 +324,19 @@ class EngineRun:
                 driver=round(report.cpu_seconds, 2),
                 collector=round(collected.cpu_seconds, 2),
             ),
+            disturbance=Disturbance(**asdict(self.disturbance)) if self.disturbance else None,
             events=self.events + [f"collector error: {e}" for e in collected.errors],
         )
 
-    def _write_records(self, start: LoadStart, received: np.ndarray) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        cols = list(zip(*self.records))
-        inputs = pa.table({name: pa.array(col, pa.int64()) for name, col in zip(Txn._fields, cols)})
-        inputs = inputs.append_column("sent_ns", pa.array([start.wall_ns + r.offset_ns for r in self.records],
-                                                          pa.int64()))
-        pq.write_table(inputs, self.run_dir.path / layout.TRANSACTIONS)
-        pq.write_table(pa.table({n: received[n] for n in received.dtype.names}),
-                       layout.decisions_parquet(self.run_dir.path, self.name))
+    def _write_records(self, start: LoadStart, end_ns: int, received: np.ndarray,
+                       window_results: np.ndarray | None) -> None:
+        assert self.nemesis is not None
+        with console.status(f"Archiving {self.name}'s records: reading back where each input landed"):
+            landed = positions.read(self.kafka.bootstrap, self.wl.kafka.transactions_topic, len(self.records))
+            archive.write(self.run_dir.path, self.name, wl=self.wl, records=self.records, load_start_ns=start.wall_ns,
+                          drain_end_ns=end_ns, landed=landed, received=received, windows=window_results,
+                          faults=self.nemesis.events)
+        console.print(f"[green]✓[/] records archived in {layout.records(self.run_dir.path, self.name)}")
 
     def close(self) -> None:
         if self.nemesis is not None:

@@ -102,6 +102,31 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(["first error lines:", *causes, "...", "last lines:", *last])
 
 
+# The system under test (brokers, engines) runs at this niceness, the instrument (load
+# driver, collector, the harness) at the default 0: on a machine with few cores an engine's
+# CPU bursts then wait for the instrument, not the other way round, and the engine still
+# has every core the instrument leaves idle (README, "Protecting the instrument").
+ENGINE_NICE = 10
+_engine_nice = ENGINE_NICE
+
+
+def set_engine_nice(nice: int) -> None:
+    """The niceness for processes started from now on by `under_test` (0: none)."""
+    global _engine_nice
+    _engine_nice = nice
+
+
+def engine_nice() -> int:
+    return _engine_nice
+
+
+def under_test(argv: Sequence[str]) -> list[str]:
+    """`argv` run at the system under test's niceness. Local processes only: a container's
+    processes sit in the container's own cgroup, where the kernel shares the CPU between
+    groups by weight and a niceness counts only within the group."""
+    return ["nice", "-n", str(_engine_nice), *argv] if _engine_nice else list(argv)
+
+
 class ManagedProcess:
     """One started process group with its log file and its CPU time once it has ended.
 

@@ -94,7 +94,7 @@ class Decide(KeyedProcessFunction):
             self.events.update([(et, a) for et, a in st.events])
             # Eviction by event-time timer: when the watermark passes the point where this
             # event can no longer count for anything this user sends.
-            ctx.timer_service().register_event_time_timer(r[3] + self.rules.w + self.rules.lateness)
+            ctx.timer_service().register_event_time_timer(r[3] + self.rules.reach + self.rules.lateness)
         yield self._out(r, decision, reason, spend, count)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
@@ -103,7 +103,7 @@ class Decide(KeyedProcessFunction):
         m = self.max_et.value()
         if m is None:
             return
-        kept = [(et, a) for et, a in (self.events.get() or []) if et > m - self.rules.lateness - self.rules.w]
+        kept = [(et, a) for et, a in (self.events.get() or []) if et > m - self.rules.lateness - self.rules.reach]
         if kept:
             self.events.update(kept)
         else:

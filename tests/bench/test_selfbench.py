@@ -8,7 +8,7 @@ import pytest
 
 from harness.judge import checker, oracle
 from harness.load import generator
-from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED, UNKNOWN
 from tests.conftest import make
 
 pytestmark = pytest.mark.selfbench
@@ -36,6 +36,6 @@ def test_checker(benchmark: Any) -> None:
     decided = oracle.decide(records, WL.rules)
     expected = [decided[i] for i in range(len(records))]
     got = np.array([(d.txn_id, d.user_id, 0, 0, DECISION_CODES[d.decision], REASON_CODES[d.reason],
-                     d.spend_cents, d.count) for d in expected], dtype=RECEIVED)
+                     d.spend_cents, d.count, UNKNOWN, UNKNOWN) for d in expected], dtype=RECEIVED)
     result = benchmark(checker.check, got, expected, True)
     assert result.exactly_once

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import matplotlib.image
+import pyarrow.parquet as pq
 import pytest
 
 from harness.present import report
@@ -58,8 +59,26 @@ def test_result_carries_figures_and_metadata(smoke_run: tuple[Path, Summary]) ->
     assert m.throughput.driver_kept_schedule
     assert m.cpu_seconds.engine > 0 and m.cpu_seconds.kafka > 0
     assert (path / layout.TIMESERIES).read_text().startswith("engine,second,")
-    assert (path / layout.TRANSACTIONS).exists() and layout.decisions_parquet(path, "kafka").exists()
     assert (layout.engine_logs(path, "kafka") / "kafka-1.log").exists()
+
+
+@pytest.mark.parametrize("name", ["kafka", "passthrough"])
+def test_the_archive_holds_each_input_where_it_landed_each_decision_copy_and_the_fault(
+        smoke_run: tuple[Path, Summary], name: str) -> None:
+    path, summary = smoke_run
+    e = finished(summary, name)
+    c = e.measured().correctness
+    inputs = pq.read_table(layout.inputs_parquet(path, name)).to_pydict()
+    assert inputs["txn_id"] == list(range(c.expected)) and min(inputs["offset"]) >= 0
+    assert len(set(zip(inputs["partition"], inputs["offset"]))) == c.expected
+    users = set(inputs["user_id"])
+    assert len(set(zip(inputs["user_id"], inputs["partition"]))) == len(users), "a user's records in one partition"
+    decisions = pq.read_table(layout.decisions_parquet(path, name)).to_pydict()
+    assert len(decisions["txn_id"]) == c.received and min(decisions["offset"]) >= 0
+    assert c.expected - len(set(decisions["txn_id"])) == c.missing
+    [fault] = pq.read_table(layout.faults_parquet(path, name)).to_pylist()
+    assert fault["target"] == e.recovery[0].target and fault["recovered_ns"] > fault["injected_ns"]
+    assert not layout.windows_parquet(path, name).exists(), "smoke has no windows"
 
 
 def test_the_report_page_renders_in_a_headless_browser(smoke_run: tuple[Path, Summary], tmp_path: Path) -> None:

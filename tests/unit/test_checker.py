@@ -4,7 +4,7 @@ import numpy as np
 
 from harness.judge.checker import check
 from harness.judge.oracle import Decision
-from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED, UNKNOWN
 
 ORACLE = [
     Decision(0, 10, "APPROVE", None, 100, 1),
@@ -16,7 +16,7 @@ ORACLE = [
 
 def rows(*decisions: Decision, recv: int = 0) -> np.ndarray:
     return np.array([(d.txn_id, d.user_id, 0, recv, DECISION_CODES[d.decision], REASON_CODES[d.reason],
-                      d.spend_cents, d.count) for d in decisions], dtype=RECEIVED)
+                      d.spend_cents, d.count, UNKNOWN, UNKNOWN) for d in decisions], dtype=RECEIVED)
 
 
 def test_all_correct_is_exactly_once() -> None:

@@ -13,7 +13,7 @@ import pytest
 from harness.judge import metrics
 from harness.judge.checker import EXAMPLES, check
 from harness.judge.oracle import Decision
-from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED, UNKNOWN
 from harness.run.runner import LiveState
 from harness.workload.schema import Fault
 from tests.conftest import make
@@ -59,8 +59,12 @@ def steady(seconds: float, latency_ms: float = 10, per_s: int = 100) -> tuple[np
     return sent, sent + int(latency_ms * MS)
 
 
-def recover(h: np.ndarray, fault_s: float, end_s: float, **kw: int | None) -> metrics.Recovery:
-    return metrics.recovery(h, metrics.first_copies(h), int(fault_s * S), 0, int(end_s * S), **kw)
+def recover(h: np.ndarray, fault_s: float, end_s: float, scheduled: np.ndarray | None = None,
+            **kw: int | None) -> metrics.Recovery:
+    """`scheduled`: every record's intended send time by txn_id; default: those `h` holds."""
+    first = metrics.first_copies(h)
+    return metrics.recovery(h, first, first["sent_ns"] if scheduled is None else scheduled, int(fault_s * S), 0,
+                            int(end_s * S), **kw)
 
 
 @pytest.mark.parametrize(("latency_ms", "threshold_ms"), [(10, 110), (100, 200), (300, 600)])
@@ -74,7 +78,7 @@ def test_the_threshold_is_twice_the_pre_fault_p99_or_100_ms_more_whichever_is_la
 def test_a_fault_before_any_measured_decision_has_no_baseline_and_no_recovery() -> None:
     sent, recv = steady(40)
     h = history(recv, sent)
-    r = metrics.recovery(h, metrics.first_copies(h), 5 * S, measure_from_ns=10 * S, end_ns=40 * S)
+    r = metrics.recovery(h, metrics.first_copies(h), sent, 5 * S, measure_from_ns=10 * S, end_ns=40 * S)
     assert (r.recovered, r.recovery_time_s, r.pre_fault_p99_ms, r.threshold_ms) == (False, None, None, None)
     assert r.output_gap_s == pytest.approx(0.01)  # the gap is measured all the same
 
@@ -82,7 +86,7 @@ def test_a_fault_before_any_measured_decision_has_no_baseline_and_no_recovery() 
 def test_an_engine_that_never_answers_again_never_recovers_and_its_gap_lasts_to_the_end() -> None:
     sent, recv = steady(60)
     keep = recv < 20 * S  # nothing after the fault at 20 s
-    r = recover(history(recv[keep], sent[keep]), 20, 60)
+    r = recover(history(recv[keep], sent[keep]), 20, 60, scheduled=sent)
     assert not r.recovered and r.recovery_time_s is None
     assert r.output_gap_s == 40
 
@@ -111,7 +115,7 @@ def test_during_a_stall_the_rolling_p99_is_the_age_of_the_records_waiting() -> N
     recv[(sent >= 4 * S) & (sent < 6 * S)] = 6 * S
     h = history(recv, sent)
     at = np.array([int(5.9 * S), int(3.9 * S), 20 * S])
-    p99 = metrics.rolling_p99(metrics.first_copies(h), at)
+    p99 = metrics.rolling_p99(metrics.first_copies(h), sent, at)
     assert 1.85 * S < p99[0] < 1.9 * S
     assert p99[1] == 10 * MS
     assert np.isinf(p99[2])  # neither decisions nor waiting records: no figure
@@ -138,7 +142,7 @@ ORACLE = [Decision(i, 10 + i % 3, "BLOCK" if i % 4 == 0 else "APPROVE", "spend" 
 
 def rows(*decisions: Decision) -> np.ndarray:
     return np.array([(d.txn_id, d.user_id, 0, 0, DECISION_CODES[d.decision], REASON_CODES[d.reason],
-                      d.spend_cents, d.count) for d in decisions], dtype=RECEIVED)
+                      d.spend_cents, d.count, UNKNOWN, UNKNOWN) for d in decisions], dtype=RECEIVED)
 
 
 def test_decision_counts_are_of_first_copies_so_duplicates_do_not_inflate_them() -> None:

@@ -8,7 +8,7 @@ import pytest
 from harness.judge.judge import Expected, FaultEvent, History, Verdict, judge
 from harness.judge.oracle import Decision, decide
 from harness.load.generator import Txn, generate
-from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED
+from harness.load.history import DECISION_CODES, REASON_CODES, RECEIVED, UNKNOWN
 from harness.load.messages import CollectorDone, DriverReport, LoadStart
 from harness.workload.schema import Workload
 from tests.conftest import make
@@ -39,7 +39,7 @@ def received(records: list[Txn], oracle: list[Decision], skip: int = 0, replay_f
         if T0 + FAULT_S * S <= recv < back:
             recv = back + (recv - T0 - FAULT_S * S) // 1000
         row = (t.txn_id, t.user_id, sent, recv, DECISION_CODES[d.decision], REASON_CODES[d.reason], d.spend_cents,
-               d.count)
+               d.count, UNKNOWN, UNKNOWN)
         rows.append(row)
         if replay_from_s is not None and T0 + replay_from_s * S <= sent < T0 + FAULT_S * S:
             rows.append((*row[:3], back + 500_000_000, *row[4:]))

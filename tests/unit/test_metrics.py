@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from harness.judge import metrics
 from harness.load.history import RECEIVED
@@ -39,7 +40,7 @@ def _run(fault_at: float, spike_until: float, end: float, spike_ms: float = 2000
     lat = np.full(len(recv), 10 * MS)
     lat[(recv >= (fault_at + 1) * S) & (recv < spike_until * S)] = int(spike_ms * MS)
     h = history(recv, lat)
-    return metrics.recovery(h, metrics.first_copies(h), int(fault_at * S), 0, int(end * S))
+    return metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], int(fault_at * S), 0, int(end * S))
 
 
 def test_recovery_time_and_gap() -> None:
@@ -77,7 +78,7 @@ def test_bursty_output_recovers() -> None:
     commit = (sent // (1200 * MS) + 1) * (1200 * MS)  # visible at the next commit
     commit[(sent >= 20 * S) & (sent < 25 * S)] = 25 * S + 500 * MS  # a 5-s outage at 20 s
     h = history(commit, commit - sent)
-    r = metrics.recovery(h, metrics.first_copies(h), 20 * S, 0, 60 * S)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 20 * S, 0, 60 * S)
     assert r.recovered, r
     assert 5 <= r.recovery_time_s <= 8
     assert r.output_gap_s == 4.8  # last commit before the outage at 20.4 s, next at 25.2 s
@@ -93,8 +94,8 @@ def test_a_later_fault_is_judged_against_the_steady_state_and_ends_the_earlier_w
     lat[(recv >= 21 * S) & (recv < 40 * S)] = 2000 * MS
     h = history(recv, lat)
     first = metrics.first_copies(h)
-    a = metrics.recovery(h, first, 20 * S, 0, 60 * S, baseline_until_ns=20 * S, next_fault_ns=30 * S)
-    b = metrics.recovery(h, first, 30 * S, 0, 60 * S, baseline_until_ns=20 * S)
+    a = metrics.recovery(h, first, h["sent_ns"], 20 * S, 0, 60 * S, baseline_until_ns=20 * S, next_fault_ns=30 * S)
+    b = metrics.recovery(h, first, h["sent_ns"], 30 * S, 0, 60 * S, baseline_until_ns=20 * S)
     assert abs(a.output_gap_s - 1.0) < 0.02 and not a.recovered
     assert abs(b.output_gap_s - 3.0) < 0.02
     assert b.pre_fault_p99_ms == 10 and b.recovered and 10.9 <= b.recovery_time_s <= 11.1
@@ -105,7 +106,7 @@ def test_the_baseline_is_the_ten_seconds_before_the_fault_not_a_slow_start() -> 
     lat = np.full(len(recv), 10 * MS)
     lat[recv < 15 * S] = 5000 * MS  # an engine's slow first seconds
     h = history(recv, lat)
-    r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 40 * S)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 30 * S, 0, 40 * S)
     assert r.pre_fault_p99_ms == 10
 
 
@@ -117,7 +118,7 @@ def test_quiet_seconds_before_the_backlog_ages_are_not_a_recovery() -> None:
     recv = sent + 12 * S
     recv[(recv >= 30 * S) & (recv < 50 * S)] = 50 * S
     h = history(recv, recv - sent)
-    r = metrics.recovery(h, metrics.first_copies(h), 30 * S, 0, 82 * S)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 30 * S, 0, 82 * S)
     assert r.pre_fault_p99_ms == 12_000 and abs(r.output_gap_s - 20.0) < 0.02
     assert r.recovered and 20.5 <= r.recovery_time_s <= 21.5, r
 
@@ -150,3 +151,42 @@ def test_repeat_times_are_the_copies_after_the_first() -> None:
     got["txn_id"] = [1, 2, 1, 1, 3]
     got["recv_ns"] = [30, 10, 20, 40, 50]
     assert sorted(metrics.repeat_times(got).tolist()) == [30, 40]
+
+
+def test_a_late_blip_does_not_move_the_recovery() -> None:
+    """Back within the threshold 6 s after the fault and stable; four 1-s blips 30 to 40 s
+    later are reported beside the recovery, not as a later one (issue 13's 56.6 s)."""
+    recv = np.arange(0, 9000) * (S // 100)  # 90 s at 100/s
+    lat = np.full(len(recv), 10 * MS)
+    lat[(recv >= 20 * S) & (recv < 25 * S)] = 2000 * MS
+    for blip in (50, 60, 70, 75):
+        lat[(recv >= blip * S) & (recv < blip * S + 300 * MS)] = 300 * MS
+    h = history(recv, lat)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 20 * S, 0, 90 * S)
+    assert r.recovered and 5.9 <= r.recovery_time_s <= 6.1
+    assert r.worst_after_recovery_p99_ms == 300
+
+
+def test_a_stall_that_starts_seconds_after_the_fault_is_not_a_recovery() -> None:
+    """Output flows normally for 3 s after the fault, then stalls 12 s: the waiting records
+    age past the 110-ms threshold, so the first 3 s are no start of a stable stretch."""
+    sent = np.arange(0, 6000) * (S // 100)  # 60 s at 100/s
+    recv = sent + 10 * MS
+    stalled = (recv >= 23 * S) & (recv < 35 * S)
+    recv[stalled] = 35 * S
+    h = history(recv, recv - sent)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 20 * S, 0, 60 * S)
+    assert r.output_gap_s == pytest.approx(12.0, abs=0.02)
+    assert r.recovered and 15.9 <= r.recovery_time_s <= 16.1, r
+
+
+def test_records_never_decided_keep_counting_at_their_age() -> None:
+    """After the fault one record in 50 is never decided, the rest at 10 ms: the waiting
+    ones pile up and age, so the engine never looks recovered, and says what it reached."""
+    sent = np.arange(0, 6000) * (S // 100)
+    lost = (sent >= 20 * S) & (np.arange(len(sent)) % 50 == 0)
+    h = history(sent[~lost] + 10 * MS, np.full((~lost).sum(), 10 * MS))
+    h["txn_id"] = np.flatnonzero(~lost)
+    r = metrics.recovery(h, metrics.first_copies(h), sent, 20 * S, 0, 60 * S)
+    assert not r.recovered and r.recovery_time_s is None
+    assert r.final_p99_ms and r.final_p99_ms > 30_000

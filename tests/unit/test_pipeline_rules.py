@@ -2,6 +2,8 @@
 is a logic bug, not a delivery problem."""
 from __future__ import annotations
 
+import pytest
+
 from harness.judge.oracle import decide
 from harness.load.generator import generate
 from harness.workload.schema import Workload
@@ -33,3 +35,42 @@ def test_pipeline_rules_match_the_oracle(smoke: Workload) -> None:
                       if g != (expected[r.txn_id].decision, expected[r.txn_id].reason,
                                expected[r.txn_id].spend_cents, expected[r.txn_id].count)]
         assert not mismatches, mismatches[:5]
+
+
+def _never_evicted(records: list, wl: Workload) -> list[tuple[str, str | None, int, int]]:
+    """SPEC 2's reference semantics, literally: every accepted event kept forever."""
+    r = wl.rules
+    w, v, lateness = r.window_s * 1000, r.velocity_window_s * 1000, r.allowed_lateness_s * 1000
+    seen: dict[int, list[tuple[int, int]]] = {}
+    out: list[tuple[str, str | None, int, int]] = []
+    for rec in records:
+        events = seen.setdefault(rec.user_id, [])
+        t = rec.event_time_ms
+        if events and t < max(e for e, _ in events) - lateness:
+            out.append(("LATE", None, 0, 0))
+            continue
+        events.append((t, rec.amount_cents))
+        spend = sum(a for e, a in events if t - w < e <= t)
+        count = sum(1 for e, _ in events if t - v < e <= t)
+        out.append(("BLOCK", "spend", spend, count) if spend > r.spend_limit_cents else
+                   ("BLOCK", "velocity", spend, count) if count > r.velocity_limit else
+                   ("APPROVE", None, spend, count))
+    return out
+
+
+@pytest.mark.parametrize("window_s,velocity_window_s", [(4, 20), (3, 3), (20, 4)])
+def test_eviction_matches_never_evicting(window_s: int, velocity_window_s: int) -> None:
+    # V > W is the case that broke (issue 13): an event past the spend window still counts
+    # towards velocity, so evicting at max_et - L - W changed decisions.
+    wl = make(rate=200, users=40, key_skew=1.0, duration_s=20,
+              rules={"window_s": window_s, "velocity_window_s": velocity_window_s, "velocity_limit": 30,
+                     "allowed_lateness_s": 2, "spend_limit_cents": 150_000},
+              out_of_order={"fraction": 0.3, "max_delay_ms": 1500},
+              beyond_lateness={"fraction": 0.02, "max_extra_ms": 3000})
+    records = generate(wl)
+    reference = _never_evicted(records, wl)
+    oracle = decide(records, wl.rules)
+    assert [tuple(oracle[r.txn_id])[2:] for r in records] == reference
+    assert _pipeline(records, wl) == reference
+    # The test would not notice a wrong horizon if nothing were ever evicted or blocked.
+    assert {d for d, *_ in reference} >= {"APPROVE", "BLOCK", "LATE"}

@@ -8,7 +8,7 @@ from harness.judge.checker import check_windows
 from harness.judge.oracle import windows
 from harness.load import generator
 from harness.load.generator import Txn
-from harness.load.history import WINDOW_RECEIVED
+from harness.load.history import UNKNOWN, WINDOW_RECEIVED
 from harness.results.schema import WindowsResult
 from harness.support.errors import WorkloadError
 from harness.workload.schema import Rules, Windows
@@ -36,7 +36,7 @@ def test_each_event_lands_in_size_over_slide_windows_and_the_end_decides_what_is
 
 
 def rows(*results: tuple[int, int, int, int, int]) -> np.ndarray:
-    return np.array(list(results), dtype=WINDOW_RECEIVED)
+    return np.array([(*r, UNKNOWN, UNKNOWN) for r in results], dtype=WINDOW_RECEIVED)
 
 
 def test_check_counts_missing_duplicates_wrong_unexpected_and_the_emission_delay() -> None:
