@@ -21,7 +21,7 @@ from harness.support.console import console
 from harness.support.env import child_env
 from harness.support.errors import ClusterError
 from harness.support.paths import CACHE, PIPELINES, ROOT
-from harness.support.procs import ManagedProcess, Worker, free_ports, port_taken, tail, under_test
+from harness.support.procs import ManagedProcess, Worker, free_ports, port_taken, tail
 from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
@@ -207,11 +207,10 @@ class LocalKafka(Brokers):
         heap = self.settings.heap_mb
         self.nodes[node] = proc = ManagedProcess(
             f"kafka-{node}",
-            under_test([java, f"-Xms{heap}m", f"-Xmx{heap}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self._data / 'log4j2.yaml'}",
-                        "-cp", f"{artifacts.jars('kafka')}/*", "kafka.Kafka",
-                        str(self._data / f"server-{node}.properties")]),
-            self.log_dir / f"kafka-{node}.log",
+            [java, f"-Xms{heap}m", f"-Xmx{heap}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self._data / 'log4j2.yaml'}",
+             "-cp", f"{artifacts.jars('kafka')}/*", "kafka.Kafka", str(self._data / f"server-{node}.properties")],
+            self.log_dir / f"kafka-{node}.log", under_test=True,
         )
         self._started.append(proc)
 
@@ -252,8 +251,8 @@ class LocalKafka(Brokers):
     def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
                       cpus: float, memory_mb: int) -> ManagedProcess:
         # Limits apply to containers; a local process shares the machine like everything else.
-        return ManagedProcess(name, under_test([sys.executable, "-u", str(script), *args]), log,
-                              env={**env, "PYTHONPATH": str(PIPELINES)})
+        return ManagedProcess(name, [sys.executable, "-u", str(script), *args], log,
+                              env={**env, "PYTHONPATH": str(PIPELINES)}, under_test=True)
 
     def stop(self) -> None:
         self.close_admin()
@@ -292,7 +291,7 @@ class LocalLauncher:
         # The runtime's venv comes first on PATH: pemja (Flink's thread mode) embeds whichever
         # python is found there, not python.executable.
         path = f"{self.python.parent}:{child_env().get('PATH', '')}"
-        return ManagedProcess(name, under_test(argv), log, env={**env, "PATH": path})
+        return ManagedProcess(name, argv, log, env={**env, "PATH": path}, under_test=True)
 
     def describe(self) -> dict[str, object]:
         return {"python": str(self.python)}

@@ -80,7 +80,8 @@ def instrument(backend: str) -> dict[str, Any]:
         how = ("none: the brokers and engines run in containers, each in its own cgroup, which the kernel "
                "weighs against the instrument's processes as a group")
     elif nice:
-        how = f"the brokers and engines run at niceness {nice}, the load driver, collector and harness at 0"
+        how = (f"the brokers and engines run at niceness {nice}, and so do their sessions' autogroups where the "
+               f"kernel groups by session; the load driver, collector and harness at 0")
     else:
         how = "none: the brokers and engines run at the instrument's priority (--engine-nice 0)"
     return {"engine_nice": nice if backend != "containers" else 0, "how": how}

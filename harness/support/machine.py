@@ -57,6 +57,8 @@ def facts() -> dict[str, Any]:
         "cpus_usable": len(os.sched_getaffinity(0)),
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "cgroup_cpu_max": _cgroup_cpu_limit(),
+        # 1: the scheduler shares the CPU between sessions first (see procs._lower_priority).
+        "sched_autogroup": _read("/proc/sys/kernel/sched_autogroup_enabled"),
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
 
@@ -132,6 +134,7 @@ class OtherCpu:
         self._ours_last: set[tuple[int, float]] = set()
         self._gone_ours_s = 0.0  # what run processes no run process reaped used
         self._others_first: dict[tuple[int, float], float] = {}
+        self._others_last: dict[tuple[int, float], _Proc] = {}
         self._started = False
         self._since = 0.0
         self._load: list[float] = []
@@ -152,6 +155,7 @@ class OtherCpu:
             for key, p in procs.items():
                 if key not in ours:
                     self._others_first.setdefault(key, 0.0 if self._started and key[1] >= self._since else p.own_s)
+                    self._others_last[key] = p  # kept after it exits: the busiest may be gone by the end
             self._last, self._ours_last = procs, ours
             return sum(procs[k].total_s for k in ours) + self._gone_ours_s, busy
 
@@ -176,7 +180,7 @@ class OtherCpu:
         capacity = (time.monotonic() - self._t0) * (os.cpu_count() or 1)
         other = max(0.0, (busy - self._busy0) - (ours - self._ours0))
         used = sorted(((p.own_s - self._others_first.get(k, p.own_s), f"{p.name} ({k[0]})")
-                       for k, p in self._last.items() if k not in self._ours_last), reverse=True)
+                       for k, p in self._others_last.items()), reverse=True)
         share = other / capacity if capacity > 0 else 0.0
         return Disturbance(
             other_cpu_s=round(other, 2), capacity_cpu_s=round(capacity, 1), share=round(share, 4),

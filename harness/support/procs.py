@@ -111,7 +111,7 @@ _engine_nice = ENGINE_NICE
 
 
 def set_engine_nice(nice: int) -> None:
-    """The niceness for processes started from now on by `under_test` (0: none)."""
+    """The niceness for processes under test started from now on (0: none)."""
     global _engine_nice
     _engine_nice = nice
 
@@ -120,11 +120,17 @@ def engine_nice() -> int:
     return _engine_nice
 
 
-def under_test(argv: Sequence[str]) -> list[str]:
-    """`argv` run at the system under test's niceness. Local processes only: a container's
-    processes sit in the container's own cgroup, where the kernel shares the CPU between
-    groups by weight and a niceness counts only within the group."""
-    return ["nice", "-n", str(_engine_nice), *argv] if _engine_nice else list(argv)
+def _lower_priority(pid: int, nice: int) -> None:
+    """`nice` for the session `pid` leads, as the scheduler weighs it against other sessions.
+    With autogroup scheduling (Linux's default on desktops and on this runner) the CPU is
+    shared between sessions first, and a process's own niceness counts only within its
+    session: a niced engine in a session of its own would still get as much as the whole
+    harness, driver and collector together. Without autogroup the file is absent and the
+    process's own niceness (`nice -n`) is what counts."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        pass
 
 
 class ManagedProcess:
@@ -134,17 +140,23 @@ class ManagedProcess:
     the allow-listed ones (support/env.py)."""
 
     def __init__(self, name: str, argv: Sequence[str], log: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None, under_test: bool = False) -> None:
+        """`under_test`: a broker's or an engine's process, run at `engine_nice()`."""
         self.name = name
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file: IO[bytes] = open(log, "ab")
+        nice = _engine_nice if under_test else 0
         self.popen = subprocess.Popen(
-            list(argv), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            ["nice", "-n", str(nice), *argv] if nice else list(argv),
+            stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=child_env(env), cwd=cwd,
             start_new_session=True,  # own session => own process group, pgid == pid
         )
         self.pid = self.popen.pid
+        if nice:
+            # Popen returns once the child has exec'd, so its session (and autogroup) exists.
+            _lower_priority(self.pid, nice)
         guard.remember(name, self.pid)
         self.started_ns = time.time_ns()
         self.cpu_seconds = 0.0

@@ -237,3 +237,25 @@ def test_a_second_interrupt_exits_even_when_the_main_thread_is_stuck_in_native_c
         cmd.send_signal(signal.SIGINT)
         assert cmd.wait(10) == 130
         assert _gone(started, 10)
+
+
+def test_a_process_under_test_runs_below_the_instrument_in_its_session_too(tmp_path: Path) -> None:
+    """Niced itself, and where the kernel shares the CPU between sessions first (autogroup),
+    its session is niced as well: a process's own niceness does not count across sessions."""
+    from harness.support.procs import engine_nice
+
+    under, beside = (ManagedProcess(name, ["sleep", "30"], tmp_path / f"{name}.log", under_test=test)
+                     for name, test in (("engine", True), ("instrument", False)))
+    try:
+        deadline = time.monotonic() + 5
+        while psutil.Process(under.pid).name() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)  # `nice` sets the niceness, then execs the command
+        assert psutil.Process(under.pid).nice() == engine_nice() > 0
+        assert psutil.Process(beside.pid).nice() == 0
+        group = Path(f"/proc/{under.pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == str(engine_nice())
+            assert Path(f"/proc/{beside.pid}/autogroup").read_text().split()[-1] == "0"
+    finally:
+        under.stop(grace_s=1)
+        beside.stop(grace_s=1)
