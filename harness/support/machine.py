@@ -63,13 +63,6 @@ def facts() -> dict[str, Any]:
     }
 
 
-def busy_cpu_s() -> float:
-    """CPU seconds the machine's tasks have used since boot (user, nice, system): what any
-    process's own accounting can add up to, without interrupt time or a hypervisor's steal."""
-    fields = (_read("/proc/stat") or "cpu 0 0 0").splitlines()[0].split()
-    return sum(int(v) for v in fields[1:4]) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class _Proc:
     ppid: int
@@ -117,12 +110,17 @@ class Disturbance:
 
 
 class OtherCpu:
-    """Samples every process once a second, from `start` to `stop`, and tells what the ones
-    outside the run used. The run's share is added up from the processes alive at each
-    sample, each with what it used itself and what the children it reaped used, so a killed
-    and reaped process (a fault's target, a short `docker inspect`) still counts as the
-    run's; one that dies unreaped by the run counts up to its last sample. The rest of the
-    machine's busy time is the others'."""
+    """Samples every process once a second, from `start` to `stop`, and adds up what the ones
+    outside the run used, from their own accounting: each process with what it used itself
+    and what the children it reaped used (so a burst of short commands under a shell counts,
+    through the shell). The machine's own busy time (/proc/stat) is not used: on this
+    runner's kernel it disagrees with the processes' accounting by seconds per 10 s, in
+    both directions, which swamps a 5 % threshold.
+
+    A process counts from its value at the start (0 if born later) to its last sample. One
+    that exits is counted once: left out if an outside process that reaps it is alive (its
+    time moves into that parent's children's time), and if it was the run's and was reaped
+    by init, its time is taken off init's, where it lands."""
 
     def __init__(self, docker: bool, root: int | None = None) -> None:
         self.docker = docker
@@ -132,38 +130,43 @@ class OtherCpu:
         self._lock = threading.Lock()
         self._last: dict[tuple[int, float], _Proc] = {}
         self._ours_last: set[tuple[int, float]] = set()
-        self._gone_ours_s = 0.0  # what run processes no run process reaped used
-        self._others_first: dict[tuple[int, float], float] = {}
-        self._others_last: dict[tuple[int, float], _Proc] = {}
+        self._base: dict[tuple[int, float], float] = {}  # an outsider's total when first seen
+        self._gone_s = 0.0  # what outsiders that exited used, net of what a living parent took over
+        self._used: dict[tuple[int, float], tuple[str, float]] = {}  # outsiders' own use, for `busiest`
         self._started = False
-        self._since = 0.0
         self._load: list[float] = []
         self._t0 = 0.0
-        self._ours0 = self._busy0 = 0.0
 
-    def _sample(self) -> tuple[float, float]:
-        """(the run's CPU seconds so far, the machine's busy seconds), as of now."""
-        busy = busy_cpu_s()
+    def _sample(self) -> float:
+        """What processes outside the run used since `start`, in CPU seconds."""
         procs = _scan()
         pids = run_pids(procs, self.root, self.docker)
         ours = {k for k in procs if k[0] in pids}
+        living = {k[0] for k in procs}
         with self._lock:
-            for key in self._ours_last - procs.keys():
+            for key in self._last.keys() - procs.keys():
                 gone = self._last[key]
-                if gone.ppid not in pids:  # reaped by init, not into a run process's children's time
-                    self._gone_ours_s += gone.total_s
+                if key in self._ours_last:
+                    if gone.ppid == 1 and 1 not in pids:
+                        self._gone_s -= gone.total_s  # about to show in init's children's time
+                    continue
+                if gone.ppid in living and gone.ppid not in pids:
+                    self._gone_s -= self._base.get(key, 0.0)  # its parent's children's time takes it all
+                else:
+                    self._gone_s += gone.total_s - self._base.get(key, 0.0)
             for key, p in procs.items():
                 if key not in ours:
-                    self._others_first.setdefault(key, 0.0 if self._started and key[1] >= self._since else p.own_s)
-                    self._others_last[key] = p  # kept after it exits: the busiest may be gone by the end
+                    born_since = self._started  # the start's sample saw every process alive then
+                    self._base.setdefault(key, 0.0 if born_since else p.total_s)
+                    first = self._used.get(key, (p.name, p.own_s if not born_since else 0.0))[1]
+                    self._used[key] = (p.name, first)
             self._last, self._ours_last = procs, ours
-            return sum(procs[k].total_s for k in ours) + self._gone_ours_s, busy
+            return self._gone_s + sum(p.total_s - self._base[k] for k, p in procs.items() if k not in ours)
 
     def start(self) -> None:
-        self._since = time.time()
         self._load = [round(v, 2) for v in os.getloadavg()]
         self._t0 = time.monotonic()
-        self._ours0, self._busy0 = self._sample()
+        self._sample()
         self._started = True
         self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
         self._thread.start()
@@ -176,11 +179,11 @@ class OtherCpu:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
-        ours, busy = self._sample()
+        other = max(0.0, self._sample())
         capacity = (time.monotonic() - self._t0) * (os.cpu_count() or 1)
-        other = max(0.0, (busy - self._busy0) - (ours - self._ours0))
-        used = sorted(((p.own_s - self._others_first.get(k, p.own_s), f"{p.name} ({k[0]})")
-                       for k, p in self._others_last.items()), reverse=True)
+        last = {k: p.own_s for k, p in self._last.items()}
+        used = sorted(((last.get(k, first) - first, f"{name} ({k[0]})") for k, (name, first) in self._used.items()
+                       if k in last), reverse=True)
         share = other / capacity if capacity > 0 else 0.0
         return Disturbance(
             other_cpu_s=round(other, 2), capacity_cpu_s=round(capacity, 1), share=round(share, 4),
