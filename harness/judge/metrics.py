@@ -168,10 +168,11 @@ def recovery(received: np.ndarray, first: np.ndarray, scheduled_ns: np.ndarray, 
     starts seconds after the fault ages its waiting records past the threshold and breaks
     the stretch, so it cannot pass for a recovery, while a blip long after the engine came
     back does not move the recovery (it shows in `worst_after_recovery_p99_ms`).
-    The stretch starts no earlier than the end of the output gap, when output resumed:
-    with a threshold longer than the stretch (a micro-batch engine at a 12-s p99 has 24 s)
-    the waiting records of a 20-s stall never age past it within 10 s, and the stall would
-    pass for a recovery at the fault (docs/spec.md, section 4, says so). A window with
+    The stretch may not overlap the output gap, the fault's outage: with a threshold longer
+    than the stretch (a micro-batch engine at a 12-s p99 has 24 s) the waiting records of a
+    20-s stall never age past it within 10 s, and the stall would pass for a recovery at
+    the fault (docs/spec.md, section 4, says so). A fault that stops nothing has only a
+    short gap somewhere, which a stretch before it may well precede. A window with
     neither decisions nor waiting records (no load: the run's end) is no evidence and
     breaks the stretch too.
     """
@@ -183,9 +184,10 @@ def recovery(received: np.ndarray, first: np.ndarray, scheduled_ns: np.ndarray, 
     edges = np.array([fault_ns, *after, *([end_ns] if next_fault_ns is not None else [])], dtype=np.int64)
     if len(edges) > 1:
         longest = int(np.argmax(np.diff(edges)))
-        gap_ns, resumed_ns = int(edges[longest + 1] - edges[longest]), int(edges[longest + 1])
+        silent_from, resumed_ns = int(edges[longest]), int(edges[longest + 1])
     else:
-        gap_ns, resumed_ns = end_ns - fault_ns, end_ns
+        silent_from, resumed_ns = fault_ns, end_ns
+    gap_ns = resumed_ns - silent_from
     order = np.argsort(first["recv_ns"])
     recv = first["recv_ns"][order]
     lat = (first["recv_ns"] - first["sent_ns"])[order]
@@ -201,7 +203,7 @@ def recovery(received: np.ndarray, first: np.ndarray, scheduled_ns: np.ndarray, 
     start: int | None = None
     run = 0
     for k, ok in enumerate(p99 <= threshold):
-        run = run + 1 if ok and xs[k] >= resumed_ns else 0
+        run = run + 1 if ok and not silent_from < xs[k] < resumed_ns else 0
         if run > need:
             start = k - need
             break

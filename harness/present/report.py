@@ -71,8 +71,8 @@ WINDOWS_COLUMN = "windows\nmiss/dup/wrong\ndelay p50/p99 ms"
 WINDOWS_CAPTION = ("; windows = the event-time windows output against the oracle (missing, duplicated, wrong or "
                    "unexpected results), and the delay from a perfect watermark passing a window's end to its result")
 CAPTION = ("latency in ms (receive time − intended send time, after warm-up); gap = longest silence after the "
-           "fault; recovery = from the fault to the first 10 s with the rolling p99 back within its threshold, after "
-           "output resumed (docs/spec.md, section 4); disturbed = other processes used over 5 % of the machine "
+           "fault; recovery = from the fault to the first 10 s with the rolling p99 within its threshold, outside "
+           "that silence (docs/spec.md, section 4); disturbed = other processes used over 5 % of the machine "
            "during the load and drain, so the row's latency is not evidence; backlog = most records sent but not yet decided, "
            "and its growth per second in the steady load (after warm-up, before a surge or fault); CPU = seconds "
            "used during the load and drain")

@@ -13,7 +13,7 @@ from harness.workload.schema import Fault, Workload
 
 # 1: summary.json before it carried a format_version. 2: format_version, the workload
 # also recorded as parsed data, and no figure left out for older results' sake.
-# 3: recovery as the start of the first stable stretch after output resumed, counting
+# 3: recovery as the start of the first stable stretch outside the output gap, counting
 # records never decided (docs/spec.md, section 4), with the worst p99 after it; each
 # row's disturbance; the machine's load, kernel, governor and cgroup limit.
 FORMAT_VERSION = 3

@@ -190,3 +190,15 @@ def test_records_never_decided_keep_counting_at_their_age() -> None:
     r = metrics.recovery(h, metrics.first_copies(h), sent, 20 * S, 0, 60 * S)
     assert not r.recovered and r.recovery_time_s is None
     assert r.final_p99_ms and r.final_p99_ms > 30_000
+
+
+def test_a_fault_that_stops_nothing_recovers_at_once_whatever_later_silence() -> None:
+    """The longest silence after a fault that stops nothing may be any short pause, late in
+    the run: a stable stretch before it is a recovery (only the outage itself is excluded)."""
+    sent = np.arange(0, 6000) * (S // 100)
+    recv = sent + 10 * MS
+    recv[(recv >= 45 * S) & (recv < 45 * S + 300 * MS)] = 45 * S + 300 * MS
+    h = history(recv, recv - sent)
+    r = metrics.recovery(h, metrics.first_copies(h), h["sent_ns"], 20 * S, 0, 60 * S)
+    assert r.output_gap_s == pytest.approx(0.3, abs=0.02)
+    assert r.recovered and r.recovery_time_s == pytest.approx(0.1)
