@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,11 @@ from harness.results import layout
 from harness.results.schema import CpuSeconds, Disturbance, EngineResult
 from harness.results.store import RunDir, metadata
 from harness.run import archive
+from harness.run.disturbance import OtherCpu
 from harness.run.nemesis import Nemesis
-from harness.support import guard, machine, procs
+from harness.support import guard, procs
 from harness.support.console import console
 from harness.support.errors import ClusterError
-from harness.support.machine import OtherCpu
 from harness.support.procs import CpuSampler
 from harness.support.wait import wait_until
 from harness.workload.schema import Workload
@@ -173,7 +173,7 @@ class EngineRun:
         self.events: list[str] = []
         self.cpu_load: dict[str, float] = {}
         self.backend = backend
-        self.disturbance: machine.Disturbance | None = None
+        self.disturbance: Disturbance | None = None
 
     def execute(self) -> EngineResult:
         wl = self.wl
@@ -324,7 +324,7 @@ class EngineRun:
                 driver=round(report.cpu_seconds, 2),
                 collector=round(collected.cpu_seconds, 2),
             ),
-            disturbance=Disturbance(**asdict(self.disturbance)) if self.disturbance else None,
+            disturbance=self.disturbance,
             events=self.events + [f"collector error: {e}" for e in collected.errors],
         )
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.present import compare, recommend, repeat, report
-from harness.run import sweep
-from harness.support import machine
-from harness.support.machine import OtherCpu, _Proc
+from harness.run import disturbance, sweep
+from harness.run.disturbance import OtherCpu, _Proc
 from tests.conftest import SMOKE_TEXT, engine, summary, write_run
 from tests.unit.test_recommend import runs
 
@@ -27,8 +26,8 @@ def test_the_run_is_the_harness_its_descendants_and_with_containers_the_docker_d
     procs = {(pid, 0.0): _Proc(ppid, name, 0.0, 0.0) for pid, ppid, name in [
         (1, 0, "init"), (10, 1, "bash"), (11, 10, "showdown"), (12, 11, "java"), (13, 12, "python"),
         (20, 1, "dockerd"), (21, 1, "containerd-shim"), (22, 21, "java"), (30, 1, "stress")]}
-    assert machine.run_pids(procs, 11, docker=False) == {11, 12, 13}
-    assert machine.run_pids(procs, 11, docker=True) == {11, 12, 13, 20, 21, 22}
+    assert disturbance.run_pids(procs, 11, docker=False) == {11, 12, 13}
+    assert disturbance.run_pids(procs, 11, docker=True) == {11, 12, 13, 20, 21, 22}
 
 
 def test_a_process_outside_the_run_that_burns_cpu_disturbs_it() -> None:
