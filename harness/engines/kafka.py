@@ -22,6 +22,9 @@ from harness.workload.engine_options import KINDS, KafkaOptions
 from harness.workload.schema import Fault
 
 PROCESSOR = PIPELINES / "kafka" / "processor.py"
+# A user's state is one changelog record: 16 bytes per retained event, so a bot holding an
+# hour of events at 100 ev/s needs ~6 MB, past Kafka's 1 MB default for a record.
+STATE_RECORD_MAX_BYTES = 64 * 2**20
 
 
 class KafkaTransactionsEngine:
@@ -52,6 +55,7 @@ class KafkaTransactionsEngine:
             "input_topic": wl.kafka.transactions_topic,
             "output_topic": wl.kafka.decisions_topic,
             "changelog_topic": wl.changelog_topic,
+            "changelog_max_bytes": STATE_RECORD_MAX_BYTES,
             "group_id": f"showdown-{self.name}-{self._ctx.run_id}",
             "transactional_id_prefix": f"showdown-{self.name}-{self._ctx.run_id}",
             "rules": wl.pipeline_rules(),
@@ -84,7 +88,7 @@ class KafkaTransactionsEngine:
             raise ClusterError(f"engines.{self.name}.parallelism ({self.options.parallelism}) exceeds "
                                f"kafka.partitions ({wl.kafka.partitions}): the extra processors would idle")
         if self.applies_rules:
-            ctx.kafka.create_topics(wl.kafka.partitions, [wl.changelog_topic], {"cleanup.policy": "compact"})
+            ctx.kafka.create_topics(wl.kafka.partitions, [wl.changelog_topic], {"cleanup.policy": "compact", "max.message.bytes": str(STATE_RECORD_MAX_BYTES)})
         for i in range(self.options.parallelism):
             self._launch(i)
         self._await_group(timeout_s=90)

@@ -72,7 +72,7 @@ class WindowResult(ProcessWindowFunction):
 
 
 class Decide(KeyedProcessFunction):
-    """Per user: the retained (event_time_ms, amount) events and max_et, in arrival order."""
+    """Per user: the retained (event_time_ms, amount) events, by event time, and max_et."""
 
     def __init__(self, rules: dict[str, int], engine: str) -> None:
         self.rules = Rules(rules)
@@ -87,11 +87,11 @@ class Decide(KeyedProcessFunction):
                            "spend_cents": spend, "count": count, "engine": self.engine}, separators=(",", ":"))
 
     def process_element(self, r: tuple, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
-        st = UserState(self.max_et.value(), [[et, a] for et, a in (self.events.get() or [])])
+        st = UserState.from_pairs(self.max_et.value(), self.events.get() or [])
         decision, reason, spend, count = self.rules.apply(st, r[3], r[2])
         if decision != "LATE":
             self.max_et.update(st.max_et)
-            self.events.update([(et, a) for et, a in st.events])
+            self.events.update(list(st.pairs()))
             # Eviction by event-time timer: when the watermark passes the point where this
             # event can no longer count for anything this user sends.
             ctx.timer_service().register_event_time_timer(r[3] + self.rules.reach + self.rules.lateness)

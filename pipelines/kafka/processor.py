@@ -44,6 +44,7 @@ class Processor:
             "transactional.id": f"{cfg['transactional_id_prefix']}-{instance}",
             "transaction.timeout.ms": cfg["transaction_timeout_ms"],
             "linger.ms": 0,
+            "message.max.bytes": cfg["changelog_max_bytes"],
             # The coordinator answers CONCURRENT_TRANSACTIONS while the previous commit's
             # markers are still being written; at the default 100 ms backoff every
             # send_offsets_to_transaction then waits ~100 ms (confluent-kafka-python#967).

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from base64 import b64decode, b64encode
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,8 +56,9 @@ def log(msg: str) -> None:
 
 
 class Decide(StatefulProcessor):
-    """Per user, one state value: the rules' UserState in its JSON encoding, so that a
-    micro-batch costs one state read and at most one write per user it touches."""
+    """Per user, one state value: the rules' UserState in its binary encoding (as base64
+    text), so that a micro-batch costs one state read and at most one write per user it
+    touches."""
 
     def __init__(self, rules: dict[str, int], engine: str) -> None:
         self.rules_cfg = rules
@@ -68,7 +70,7 @@ class Decide(StatefulProcessor):
 
     def handleInputRows(self, key: Any, rows: Iterator[Row], timerValues: Any) -> Iterator[Row]:
         raw = self.state.get()
-        st = UserState.decode(raw[0]) if raw is not None else UserState()
+        st = UserState.decode(b64decode(raw[0])) if raw is not None else UserState()
         changed = False
         # A user's records sit in one partition; the log order is the offset order.
         for r in sorted(rows, key=lambda r: (r.kpart, r.koff)):
@@ -77,7 +79,7 @@ class Decide(StatefulProcessor):
             yield Row(txn_id=r.txn_id, user_id=r.user_id, sent_ns=r.sent_ns, decision=decision, reason=reason,
                       spend_cents=spend, count=count, engine=self.engine)
         if changed:
-            self.state.update((st.encode().decode(),))
+            self.state.update((b64encode(st.encode()).decode(),))
 
     def close(self) -> None:
         pass

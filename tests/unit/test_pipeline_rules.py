@@ -2,25 +2,47 @@
 is a logic bug, not a delivery problem."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from harness.judge.oracle import decide
-from harness.load.generator import generate
-from harness.workload.schema import Workload
+from harness.load.generator import Txn, generate
+from harness.workload.schema import Rules, Workload
 from pipelines.rules import Rules as PipelineRules
 from pipelines.rules import UserState
 from tests.conftest import make
 
 
-def _pipeline(records: list, wl: Workload) -> list[tuple[str, str | None, int, int]]:
+def _pipeline(records: list, wl: Workload, restore_every: int = 1,
+              states: dict[int, UserState] | None = None) -> list[tuple[str, str | None, int, int]]:
     rules = PipelineRules(wl.rules.model_dump())
-    states: dict[int, UserState] = {}
+    states = {} if states is None else states
     out = []
-    for r in records:
+    for i, r in enumerate(records):
         st = states.setdefault(r.user_id, UserState())
         out.append(rules.apply(st, r.event_time_ms, r.amount_cents))
-        # Round-trip through the changelog encoding, as a restore would.
-        states[r.user_id] = UserState.decode(st.encode())
+        if i % restore_every == 0:  # round-trip through the changelog encoding, as a restore would
+            states[r.user_id] = UserState.decode(st.encode())
+    return out
+
+
+def _as_tuples(records: list[Txn], rules: Rules) -> list[tuple[str, str | None, int, int]]:
+    expected = decide(records, rules)
+    return [(d.decision, d.reason, d.spend_cents, d.count) for d in (expected[r.txn_id] for r in records)]
+
+
+def _hot_user(n: int, seed: int) -> list[Txn]:
+    """One user's `n` records 1 ms apart in event time beside a few quiet users, 5 % of
+    them delayed by up to 3 s (some beyond a 2-s lateness): the shape of a bot's stream."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        t = 1_000_000 + i
+        if rng.random() < 0.05:
+            t -= rng.randrange(3000)
+        user = 1 if rng.random() < 0.95 else rng.randrange(2, 50)
+        out.append(Txn(i, user, rng.randrange(1, 1000), 0, t, i))
     return out
 
 
@@ -74,3 +96,32 @@ def test_eviction_matches_never_evicting(window_s: int, velocity_window_s: int) 
     assert _pipeline(records, wl) == reference
     # The test would not notice a wrong horizon if nothing were ever evicted or blocked.
     assert {d for d, *_ in reference} >= {"APPROVE", "BLOCK", "LATE"}
+
+
+def test_a_user_with_100k_retained_events() -> None:
+    # Issue 14: the rules' cost may not grow with a user's history, and what makes it so
+    # (running sums, binary search, eviction from the front) must not change a decision.
+    # A short spend window keeps the oracle's plain sum cheap; the velocity window holds
+    # over 100,000 events.
+    wl = make(rules={"window_s": 1, "velocity_window_s": 110, "allowed_lateness_s": 2,
+                     "spend_limit_cents": 480_000, "velocity_limit": 80_000},
+              out_of_order={"fraction": 0.05, "max_delay_ms": 1000})
+    records = _hot_user(115_000, seed=3)
+    states: dict[int, UserState] = {}
+    got = _pipeline(records, wl, restore_every=20_000, states=states)
+    assert got == _as_tuples(records, wl.rules)
+    assert len(states[1]) >= 100_000
+    assert {d[:2] for d in got} == {("APPROVE", None), ("BLOCK", "spend"), ("BLOCK", "velocity"), ("LATE", None)}
+
+
+def test_evicted_events_compacted_without_changing_a_decision() -> None:
+    # Short windows over a long stream: the evicted prefix is deleted many times over.
+    wl = make(rules={"window_s": 2, "velocity_window_s": 3, "allowed_lateness_s": 2,
+                     "spend_limit_cents": 925_000, "velocity_limit": 2_772},
+              out_of_order={"fraction": 0.05, "max_delay_ms": 1000})
+    records = _hot_user(40_000, seed=4)
+    states: dict[int, UserState] = {}
+    got = _pipeline(records, wl, restore_every=1_000_000, states=states)
+    assert got == _as_tuples(records, wl.rules)
+    assert states[1].base > 0  # compacted at least once
+    assert {d[:2] for d in got} >= {("BLOCK", "spend"), ("BLOCK", "velocity"), ("LATE", None)}
