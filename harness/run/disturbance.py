@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -39,13 +40,13 @@ def _scan() -> dict[tuple[int, float], _Proc]:
     return out
 
 
-def run_pids(procs: dict[tuple[int, float], _Proc], root: int, docker: bool) -> set[int]:
-    """The run's processes: `root` (the harness) and its descendants, and with `docker` the
-    Docker daemons and theirs."""
+def run_pids(procs: dict[tuple[int, float], _Proc], root: int, docker: bool, also: Iterable[int] = ()) -> set[int]:
+    """The run's processes: `root` (the harness) and its descendants, with `docker` the
+    Docker daemons and theirs, and `also` (processes already known to be the run's) and theirs."""
     children: dict[int, list[int]] = {}
     for (pid, _), p in procs.items():
         children.setdefault(p.ppid, []).append(pid)
-    todo = [root] + ([pid for (pid, _), p in procs.items() if p.name in DOCKER_DAEMONS] if docker else [])
+    todo = [root, *also] + ([pid for (pid, _), p in procs.items() if p.name in DOCKER_DAEMONS] if docker else [])
     ours: set[int] = set()
     while todo:
         pid = todo.pop()
@@ -86,7 +87,10 @@ class OtherCpu:
     def _sample(self) -> float:
         """What processes outside the run used since `start`, in CPU seconds."""
         procs = _scan()
-        pids = run_pids(procs, self.root, self.docker)
+        # A process of the run stays the run's when its parent dies and init adopts it (the
+        # executors of a killed Spark Worker): else its whole CPU time would count as a
+        # neighbour's, from zero (measured: a quiet smoke run read 30 % disturbed).
+        pids = run_pids(procs, self.root, self.docker, (k[0] for k in self._ours_last & procs.keys()))
         ours = {k for k in procs if k[0] in pids}
         living = {k[0] for k in procs}
         with self._lock:

@@ -46,6 +46,26 @@ def test_a_process_outside_the_run_that_burns_cpu_disturbs_it() -> None:
     assert d.busiest and d.busiest[0].startswith("python"), d.busiest
 
 
+def test_a_runs_process_adopted_by_init_stays_the_runs() -> None:
+    """A killed Spark Worker leaves its executor to init: it is still the run's. Two samplers
+    side by side, one taking another process for the harness: only that one counts it."""
+    stranger = subprocess.Popen(["sleep", "30"])
+    ours, theirs = OtherCpu(docker=False), OtherCpu(docker=False, root=stranger.pid)
+    ours.start()
+    theirs.start()
+    try:
+        # The shell starts the burner and exits after the samplers have seen both: the burner,
+        # known as the run's, is orphaned and burns on.
+        burn = " ".join(f"'{a}'" for a in _burn(2.0))
+        subprocess.run(["sh", "-c", f"{burn} & sleep {1.3 * disturbance.SAMPLE_INTERVAL_S}"], check=True)
+        time.sleep(2.5)
+        d_ours, d_theirs = ours.stop(), theirs.stop()
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert d_ours.other_cpu_s < 0.5 and d_theirs.other_cpu_s > 1.0, (d_ours, d_theirs)
+
+
 def test_the_runs_own_short_lived_children_are_not_others() -> None:
     """A child that burns a second and exits between two samples (a `docker inspect`, a
     killed worker) is counted through the time its reaper records for its children. Two
