@@ -51,7 +51,7 @@ class UserState:
 
     def pairs(self) -> Iterator[tuple[int, int]]:
         """The retained (event_time_ms, amount) events, by event time."""
-        before = self._before(self.head)
+        before = self.sum_before(self.head)
         for i in range(self.head, len(self.times)):
             yield self.times[i], self.sums[i] - before
             before = self.sums[i]
@@ -59,7 +59,7 @@ class UserState:
     def __len__(self) -> int:
         return len(self.times) - self.head
 
-    def _before(self, i: int) -> int:
+    def sum_before(self, i: int) -> int:
         """The running sum of the events before index i."""
         return self.sums[i - 1] if i else self.base
 
@@ -67,7 +67,7 @@ class UserState:
         """Inserts the event after any with the same time; returns the index after it."""
         k = bisect_right(self.times, t, self.head)
         self.times.insert(k, t)
-        self.sums.insert(k, self._before(k) + amount)
+        self.sums.insert(k, self.sum_before(k) + amount)
         sums = self.sums
         for j in range(k + 1, len(sums)):
             sums[j] += amount
@@ -86,7 +86,7 @@ class UserState:
         """max_et, the running sum before the first retained event, their number, their
         times, their running sums: 64-bit integers in the machine's byte order."""
         h = self.head
-        header = array("q", [_NONE if self.max_et is None else self.max_et, self._before(h), len(self)])
+        header = array("q", [_NONE if self.max_et is None else self.max_et, self.sum_before(h), len(self)])
         return header.tobytes() + self.times[h:].tobytes() + self.sums[h:].tobytes()
 
     @classmethod
@@ -132,7 +132,7 @@ class Rules:
         # Everything evicted lies at or before a horizon no accepted record's windows reach
         # (t >= max_et - lateness), so the searches can start at `head`.
         lo = bisect_right(st.times, t - self.w, st.head, hi)
-        spend = st.sums[hi - 1] - st._before(lo)
+        spend = st.sum_before(hi) - st.sum_before(lo)
         count = hi - bisect_right(st.times, t - self.v, st.head, hi)
         st.evict(st.max_et - self.lateness - self.reach)
         if spend > self.limit:

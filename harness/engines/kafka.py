@@ -88,7 +88,8 @@ class KafkaTransactionsEngine:
             raise ClusterError(f"engines.{self.name}.parallelism ({self.options.parallelism}) exceeds "
                                f"kafka.partitions ({wl.kafka.partitions}): the extra processors would idle")
         if self.applies_rules:
-            ctx.kafka.create_topics(wl.kafka.partitions, [wl.changelog_topic], {"cleanup.policy": "compact", "max.message.bytes": str(STATE_RECORD_MAX_BYTES)})
+            ctx.kafka.create_topics(wl.kafka.partitions, [wl.changelog_topic],
+                                    {"cleanup.policy": "compact", "max.message.bytes": str(STATE_RECORD_MAX_BYTES)})
         for i in range(self.options.parallelism):
             self._launch(i)
         self._await_group(timeout_s=90)

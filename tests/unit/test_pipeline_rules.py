@@ -32,6 +32,18 @@ def _as_tuples(records: list[Txn], rules: Rules) -> list[tuple[str, str | None, 
     return [(d.decision, d.reason, d.spend_cents, d.count) for d in (expected[r.txn_id] for r in records)]
 
 
+def _hot_user_against_oracle(rules: dict[str, int], n: int, seed: int, restore_every: int
+                             ) -> tuple[list[tuple[str, str | None, int, int]], UserState]:
+    """The rules' decisions on a `_hot_user` stream, checked against the oracle's, and the
+    hot user's state at the end."""
+    wl = make(rules=rules, out_of_order={"fraction": 0.05, "max_delay_ms": 1000})
+    records = _hot_user(n, seed)
+    states: dict[int, UserState] = {}
+    got = _pipeline(records, wl, restore_every=restore_every, states=states)
+    assert got == _as_tuples(records, wl.rules)
+    return got, states[1]
+
+
 def _hot_user(n: int, seed: int) -> list[Txn]:
     """One user's `n` records 1 ms apart in event time beside a few quiet users, 5 % of
     them delayed by up to 3 s (some beyond a 2-s lateness): the shape of a bot's stream."""
@@ -103,25 +115,17 @@ def test_a_user_with_100k_retained_events() -> None:
     # (running sums, binary search, eviction from the front) must not change a decision.
     # A short spend window keeps the oracle's plain sum cheap; the velocity window holds
     # over 100,000 events.
-    wl = make(rules={"window_s": 1, "velocity_window_s": 110, "allowed_lateness_s": 2,
-                     "spend_limit_cents": 480_000, "velocity_limit": 80_000},
-              out_of_order={"fraction": 0.05, "max_delay_ms": 1000})
-    records = _hot_user(115_000, seed=3)
-    states: dict[int, UserState] = {}
-    got = _pipeline(records, wl, restore_every=20_000, states=states)
-    assert got == _as_tuples(records, wl.rules)
-    assert len(states[1]) >= 100_000
+    got, hot = _hot_user_against_oracle({"window_s": 1, "velocity_window_s": 110, "allowed_lateness_s": 2,
+                                         "spend_limit_cents": 480_000, "velocity_limit": 80_000},
+                                        115_000, seed=3, restore_every=20_000)
+    assert len(hot) >= 100_000
     assert {d[:2] for d in got} == {("APPROVE", None), ("BLOCK", "spend"), ("BLOCK", "velocity"), ("LATE", None)}
 
 
 def test_evicted_events_compacted_without_changing_a_decision() -> None:
     # Short windows over a long stream: the evicted prefix is deleted many times over.
-    wl = make(rules={"window_s": 2, "velocity_window_s": 3, "allowed_lateness_s": 2,
-                     "spend_limit_cents": 925_000, "velocity_limit": 2_772},
-              out_of_order={"fraction": 0.05, "max_delay_ms": 1000})
-    records = _hot_user(40_000, seed=4)
-    states: dict[int, UserState] = {}
-    got = _pipeline(records, wl, restore_every=1_000_000, states=states)
-    assert got == _as_tuples(records, wl.rules)
-    assert states[1].base > 0  # compacted at least once
+    got, hot = _hot_user_against_oracle({"window_s": 2, "velocity_window_s": 3, "allowed_lateness_s": 2,
+                                         "spend_limit_cents": 925_000, "velocity_limit": 2_772},
+                                        40_000, seed=4, restore_every=1_000_000)
+    assert hot.base > 0  # compacted at least once
     assert {d[:2] for d in got} >= {("BLOCK", "spend"), ("BLOCK", "velocity"), ("LATE", None)}
