@@ -21,7 +21,7 @@ from harness.support.console import console
 from harness.support.env import child_env
 from harness.support.errors import ClusterError
 from harness.support.paths import CACHE, PIPELINES, ROOT
-from harness.support.procs import ManagedProcess, Worker, free_ports, port_taken, tail
+from harness.support.procs import ManagedProcess, Worker, free_ports, niced_brokers, port_taken, tail
 from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings
 
@@ -210,7 +210,7 @@ class LocalKafka(Brokers):
             [java, f"-Xms{heap}m", f"-Xmx{heap}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
              "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self._data / 'log4j2.yaml'}",
              "-cp", f"{artifacts.jars('kafka')}/*", "kafka.Kafka", str(self._data / f"server-{node}.properties")],
-            self.log_dir / f"kafka-{node}.log", under_test=True,
+            self.log_dir / f"kafka-{node}.log", under_test=niced_brokers(self.replication),
         )
         self._started.append(proc)
 

@@ -20,7 +20,7 @@ from harness.results.schema import EngineResult, Metadata, RecordedWorkload, Sum
 from harness.support.errors import StorageError, storage_error
 from harness.support.machine import facts
 from harness.support.paths import ROOT
-from harness.support.procs import engine_nice
+from harness.support.procs import engine_nice, niced_brokers
 from harness.workload.schema import Workload
 
 # A run's logs and histories take hundreds of MB; under this, one would fail midway.
@@ -70,17 +70,19 @@ def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str,
         versions={**harness_versions(), "pinned": pinned()}, backend=backend, backend_note=backend_note,
         machine=machine(),
         workload=RecordedWorkload(path=workload_path, seed=wl.seed, text=workload_text, parsed=wl),
-        git=git_commit(), command=list(sys.argv), instrument=instrument(backend),
+        git=git_commit(), command=list(sys.argv), instrument=instrument(backend, wl),
     )
 
 
-def instrument(backend: str) -> dict[str, Any]:
+def instrument(backend: str, wl: Workload) -> dict[str, Any]:
     nice = engine_nice()
     if backend == "containers":
         how = ("none: the brokers and engines run in containers, each in its own cgroup, which the kernel "
                "weighs against the instrument's processes as a group")
     elif nice:
-        how = (f"the brokers and engines run at niceness {nice}, and so do their sessions' autogroups where the "
+        niced = "the brokers and engines" if niced_brokers(wl.kafka.brokers) else \
+            "the engines (not the replicated brokers: docs/probes/replicated-produce.md)"
+        how = (f"{niced} run at niceness {nice}, and so do their sessions' autogroups where the "
                f"kernel groups by session; the load driver, collector and harness at 0")
     else:
         how = "none: the brokers and engines run at the instrument's priority (--engine-nice 0)"

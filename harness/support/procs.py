@@ -110,6 +110,17 @@ ENGINE_NICE = 10
 _engine_nice = ENGINE_NICE
 
 
+def niced_brokers(replication: int) -> bool:
+    """Whether local brokers run at `engine_nice()`: a single broker does; replicated ones do
+    not. A replicated write is acknowledged only once a second broker holds it; niced, and
+    behind the engine, three brokers on two cores answered in seconds, and the driver's
+    idempotent producer, its 5 requests per broker in flight, then spins while it waits
+    (librdkafka, every version tried), taking from the brokers the CPU they lacked: a loop
+    no run left (at 500 ev/s the driver used 1.4 cores and the engine's p50 was 13 s;
+    brokers at 0: 0.2 cores and 264 ms; docs/probes/replicated-produce.md)."""
+    return replication == 1
+
+
 def set_engine_nice(nice: int) -> None:
     """The niceness for processes under test started from now on (0: none)."""
     global _engine_nice
