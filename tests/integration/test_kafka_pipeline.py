@@ -17,7 +17,7 @@ from harness.results.schema import Summary
 from harness.run import runner
 from harness.support.paths import WORKLOADS
 from harness.workload import files as workload
-from tests.integration.conftest import exactly_once, finished, no_secret_in
+from tests.integration.conftest import came_back, exactly_once, finished, no_secret_in
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,9 @@ def test_exactly_once_across_a_processor_kill(smoke_run: tuple[Path, Summary], n
         assert c.wrong is None, "passthrough applies no rules: nothing to get wrong"
     [rec] = e.recovery
     assert rec.error is None and "processor-0" in rec.target
-    assert rec.output_gap_s > 0
-    assert rec.recovered and rec.recovery_time_s and rec.recovery_time_s > 0, rec
+    # A 10-s stable stretch must fit between the restart and the end of a 30-s run: one
+    # blip past a passthrough's ~260 ms threshold on a busy runner leaves none (seen in CI).
+    came_back(rec)
 
 
 def test_result_carries_figures_and_metadata(smoke_run: tuple[Path, Summary]) -> None:
