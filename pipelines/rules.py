@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
 
 # Evicted events stay at the front of the lists until they are this many and more than
 # half: deleting a list's prefix is a copy of the rest, so it is done rarely.
@@ -38,23 +37,6 @@ class UserState:
         self.sums = array("q")
         self.base = 0
         self.head = 0
-
-    @classmethod
-    def from_pairs(cls, max_et: int | None, events: Iterable[Sequence[int]]) -> UserState:
-        st = cls(max_et)
-        total = 0
-        for t, amount in sorted(events, key=lambda e: e[0]):
-            total += amount
-            st.times.append(t)
-            st.sums.append(total)
-        return st
-
-    def pairs(self) -> Iterator[tuple[int, int]]:
-        """The retained (event_time_ms, amount) events, by event time."""
-        before = self.sum_before(self.head)
-        for i in range(self.head, len(self.times)):
-            yield self.times[i], self.sums[i] - before
-            before = self.sums[i]
 
     def __len__(self) -> int:
         return len(self.times) - self.head

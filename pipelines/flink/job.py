@@ -30,7 +30,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.datastream.window import SlidingEventTimeWindows
 from rules import Rules, UserState  # pipelines/rules.py, shipped with -pyfs (see harness/engines/flink.py)
 
@@ -72,42 +72,48 @@ class WindowResult(ProcessWindowFunction):
 
 
 class Decide(KeyedProcessFunction):
-    """Per user: the retained (event_time_ms, amount) events, by event time, and max_et."""
+    """Per user: its UserState (max_et and the retained events), as one value."""
 
     def __init__(self, rules: dict[str, int], engine: str) -> None:
         self.rules = Rules(rules)
         self.engine = engine
 
     def open(self, ctx: RuntimeContext) -> None:
-        self.events = ctx.get_list_state(ListStateDescriptor("events", Types.TUPLE([Types.LONG(), Types.LONG()])))
-        self.max_et = ctx.get_state(ValueStateDescriptor("max_et", Types.LONG()))
+        # One value per user, UserState's own encoding (max_et and the retained events): a
+        # record reads and writes one value. As a list of (time, amount) it read and
+        # rewrote the user's whole history, element by element, through the Python
+        # worker's state channel (issue 14). Pickled bytes, not PRIMITIVE_ARRAY(BYTE): thread
+        # mode converts those to a tuple of ints and fails on an absent value (PyFlink 2.2).
+        self.user = ctx.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
 
     def _out(self, r: tuple, decision: str, reason: str | None, spend: int, count: int) -> str:
         return json.dumps({"txn_id": r[0], "user_id": r[1], "sent_ns": r[4], "decision": decision, "reason": reason,
                            "spend_cents": spend, "count": count, "engine": self.engine}, separators=(",", ":"))
 
     def process_element(self, r: tuple, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
-        st = UserState.from_pairs(self.max_et.value(), self.events.get() or [])
+        raw = self.user.value()
+        st = UserState.decode(raw) if raw is not None else UserState()
         decision, reason, spend, count = self.rules.apply(st, r[3], r[2])
         if decision != "LATE":
-            self.max_et.update(st.max_et)
-            self.events.update(list(st.pairs()))
-            # Eviction by event-time timer: when the watermark passes the point where this
-            # event can no longer count for anything this user sends.
-            ctx.timer_service().register_event_time_timer(r[3] + self.rules.reach + self.rules.lateness)
+            self.user.update(st.encode())
+            # Eviction of a user who stops sending, by event-time timer: when the watermark
+            # passes the point where this event can no longer count for anything. Rounded
+            # up to the second: Flink keeps one timer per key and time, so a busy user
+            # holds at most one a second, not one per record.
+            due = r[3] + self.rules.reach + self.rules.lateness
+            ctx.timer_service().register_event_time_timer(-(-due // 1000) * 1000)
         yield self._out(r, decision, reason, spend, count)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
         # The user's own max_et decides, not the watermark: a user with no recent events
-        # may still send an accepted event older than the watermark.
-        m = self.max_et.value()
-        if m is None:
-            return
-        kept = [(et, a) for et, a in (self.events.get() or []) if et > m - self.rules.lateness - self.rules.reach]
-        if kept:
-            self.events.update(kept)
-        else:
-            self.events.clear()
+        # may still send an accepted event older than the watermark. max_et itself is
+        # kept: it decides whether the user's next record is LATE.
+        raw = self.user.value()
+        if raw is not None:
+            st = UserState.decode(raw)
+            if len(st) and st.max_et is not None:
+                st.evict(st.max_et - self.rules.lateness - self.rules.reach)
+                self.user.update(st.encode())
         yield from ()
 
 
