@@ -96,25 +96,11 @@ class Decide(KeyedProcessFunction):
         decision, reason, spend, count = self.rules.apply(st, r[3], r[2])
         if decision != "LATE":
             self.user.update(st.encode())
-            # Eviction of a user who stops sending, by event-time timer: when the watermark
-            # passes the point where this event can no longer count for anything. Rounded
-            # up to the second: Flink keeps one timer per key and time, so a busy user
-            # holds at most one a second, not one per record.
-            due = r[3] + self.rules.reach + self.rules.lateness
-            ctx.timer_service().register_event_time_timer(-(-due // 1000) * 1000)
+            # No eviction timer: apply() has just evicted everything at or before the
+            # horizon of this max_et, and the horizon moves only with the next accepted
+            # record, which evicts again; a timer could never find anything left to drop
+            # (a user who stops sending keeps what a record within lateness could still use).
         yield self._out(r, decision, reason, spend, count)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
-        # The user's own max_et decides, not the watermark: a user with no recent events
-        # may still send an accepted event older than the watermark. max_et itself is
-        # kept: it decides whether the user's next record is LATE.
-        raw = self.user.value()
-        if raw is not None:
-            st = UserState.decode(raw)
-            if len(st) and st.max_et is not None:
-                st.evict(st.max_et - self.rules.lateness - self.rules.reach)
-                self.user.update(st.encode())
-        yield from ()
 
 
 def main(cfg: dict[str, Any]) -> None:
