@@ -6,10 +6,12 @@ import json
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from rich.markup import escape
 
+from harness.backends.choice import CHOICES as BACKEND_CHOICES
 from harness.support.console import console
 from harness.support.errors import ResultsError, ShowdownError, WorkloadError, storage_error
 from harness.support.paths import CACHE, RESULTS, WORKLOADS
@@ -21,6 +23,7 @@ UP_STATE = CACHE / "up.json"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.backends.choice import choose
     from harness.present import report
     from harness.results import store
     from harness.run import runner
@@ -35,8 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
     if args.repeat > 1:
         return _run_repeated(args, wl, text, engines)
-    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), engines, args.keep_records,
-                         args.backend)
+    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), choose(args.backend), engines,
+                         args.keep_records)
     report.write_report(run_dir)
     console.print()
     report.print_summary(run_dir.summary, console)
@@ -45,18 +48,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: list[str] | None) -> int:
+    from harness.backends.choice import choose
     from harness.present import repeat, report
     from harness.results import layout
     from harness.results.schema import Summary
     from harness.run import runner
 
     # Chosen once: every run of the set on the same backend.
-    backend, _ = runner.choose_backend(args.backend)
+    backend = choose(args.backend)
     out = layout.new_folder(Path(args.results), f"{wl.name}-x{args.repeat}")
     runs: list[tuple[str, Summary]] = []
     for i in range(args.repeat):
         console.rule(f"[bold]run {i + 1} of {args.repeat}")
-        run_dir = runner.run(wl, str(args.workload), text, out, engines, args.keep_records, backend)
+        run_dir = runner.run(wl, str(args.workload), text, out, backend, engines, args.keep_records)
         report.write_report(run_dir)
         console.print()
         report.print_summary(run_dir.summary, console)
@@ -126,9 +130,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     import psutil
 
-    from harness.backends import docker
+    from harness.backends import daemon
 
-    stopped = docker.stop_started_engine()
+    stopped = daemon.stop_started_engine()
     if stopped:
         console.print(f"{stopped.capitalize()}: the Docker engine `showdown run --backend containers` started.")
     if not UP_STATE.exists():
@@ -154,10 +158,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from harness.backends import docker, images
+    from harness.backends.choice import choose
     from harness.engines import registry as engines
     from harness.provision import artifacts
-    from harness.run import runner
 
     wl, _ = workload_mod.load(args.workload)
     artifacts.require_java()
@@ -165,19 +168,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for name, options in wl.engines.items():
         engines.create(name, options).prepare()
     console.print(f"[green]✓[/] set up: Java, Kafka jars, engines {', '.join(wl.engines)}")
-    backend, why = runner.choose_backend(args.backend)
-    if backend == "containers":
-        # Built here rather than inside the first run, where it would delay an engine's start.
-        console.print(f"Docker: {docker.ensure_engine()}")
-        tags = list(dict.fromkeys([images.kafka_image(), *(engines.image(n) for n in wl.engines)]))
-        console.print(f"[green]✓[/] images for the containers backend ({why}): {', '.join(tags)}")
+    backend = choose(args.backend)
+    # Images are built here rather than inside the first run, where they would delay an engine's start.
+    for line in backend.prepare([partial(engines.image, n) for n in wl.engines]):
+        console.print(f"[green]✓[/] {backend.name} ({backend.why}): {line}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.backends.choice import choose
     from harness.present import report
     from harness.results import layout, store
-    from harness.run import runner, sweep
+    from harness.run import sweep
 
     store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
@@ -186,7 +188,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if unknown:
         raise WorkloadError(
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
-    backend, _ = runner.choose_backend(args.backend)
+    backend = choose(args.backend)
     out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report)
     console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
     return 0
@@ -208,11 +210,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.present import recommend
+
+    if args.p99_ms is None and not args.exactly_once and args.state_hours is None and args.rate is None:
+        raise WorkloadError("check: state at least one requirement (--p99-ms, --exactly-once, --state-hours, "
+                            "--rate)")
+    req = recommend.Requirements(args.p99_ms, args.exactly_once, args.state_hours, args.rate)
+    evidence = recommend.gather([Path(p) for p in args.results])
+    return 0 if recommend.check(req, evidence, list(dict.fromkeys(args.engine or [])), console) else 1
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
-    from harness.backends import docker
+    from harness.backends import daemon
     from harness.run import compose
 
-    console.print(f"Docker: {docker.ensure_engine()}")
+    console.print(f"Docker: {daemon.ensure_engine()}")
     env = compose.write(compose.Ports(args.kafka_port, args.flink_port, args.spark_port))
     console.print(f"[green]✓[/] {env} written. Start the stack with\n"
                   f"  docker-compose --env-file {env} -f {compose.COMPOSE_FILE} up -d\n"
@@ -270,6 +283,16 @@ def _engine_nice_option(p: argparse.ArgumentParser) -> None:
                         "the same priority (default: %(default)s; recorded with the results)")
 
 
+def _requirements(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exactly-once", action="store_true",
+                   help="require no missing, duplicate or wrong decision, shown across an injected fault")
+    p.add_argument("--state-hours", type=_positive, metavar="H",
+                   help="require per-user state over a window of at least H hours (rules.window_s)")
+    p.add_argument("--rate", type=_positive, metavar="EV_S", help="require a sweep to have found this rate "
+                                                                   "sustainable")
+    p.add_argument("results", nargs="+", help="run, repeat or sweep folders")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="showdown", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -277,7 +300,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a workload against its engines and print the comparison table")
     r.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     r.add_argument("--engines", help="comma-separated subset of the workload's engines")
-    r.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+    r.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="where Kafka and the engines' clusters run: local processes, or containers built "
                         "here; auto: containers when a Docker engine answers or can be started, else local "
                         "(default: %(default)s)")
@@ -308,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("setup", help="install what the workload's clusters and engines need (cached), "
                                       "and build their images if the backend is containers")
-    st.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+    st.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                     help="the backend to prepare for (default: %(default)s)")
     st.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD))
     st.set_defaults(func=cmd_setup)
@@ -317,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
                                       "section: rates, step length, p99 limit)")
     sw.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     sw.add_argument("--engines", help="comma-separated subset of the workload's engines")
-    sw.add_argument("--backend", choices=["local", "containers", "auto"], default="auto",
+    sw.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                     help="where Kafka and the engines' clusters run (default: %(default)s)")
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
     _engine_nice_option(sw)
@@ -331,14 +354,15 @@ def parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="which engines meet the stated requirements on the evidence of the "
                                            "given results, with the figure and file behind each verdict")
     rec.add_argument("--p99-ms", type=_positive, required=True, metavar="MS", help="steady-state p99 limit in ms")
-    rec.add_argument("--exactly-once", action="store_true",
-                     help="require no missing, duplicate or wrong decision, shown across an injected fault")
-    rec.add_argument("--state-hours", type=_positive, metavar="H",
-                     help="require per-user state over a window of at least H hours (rules.window_s)")
-    rec.add_argument("--rate", type=_positive, metavar="EV_S", help="require a sweep to have found this rate "
-                                                                     "sustainable")
-    rec.add_argument("results", nargs="+", help="run, repeat or sweep folders")
+    _requirements(rec)
     rec.set_defaults(func=cmd_recommend)
+    chk = sub.add_parser("check", help="a gate for CI: exit 0 when every named engine meets every requirement "
+                                       "on the given results (the rules of recommend), 1 otherwise")
+    chk.add_argument("--p99-ms", type=_positive, metavar="MS", help="steady-state p99 limit in ms")
+    _requirements(chk)
+    chk.add_argument("--engine", action="append", metavar="NAME",
+                     help="an engine row that must pass (repeatable; default: every engine in the results)")
+    chk.set_defaults(func=cmd_check)
 
     co = sub.add_parser("compose", help="build the images and write the config docker-compose.yml runs "
                                          "(.cache/compose/compose.env)")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A minimal Debian bookworm image without a registry: debootstrap into ROOTFS, apply the
-# apt hygiene of Debian's official images, and import it as TAG.
-# Usage: bootstrap.sh ROOTFS MIRROR TAG   (needs root, debootstrap and a Docker engine)
+# A minimal Debian bookworm root filesystem without a registry: debootstrap into ROOTFS,
+# apply the apt hygiene of Debian's official images, and pack it into TARBALL, which the
+# harness imports as the base image (harness/backends/images.py).
+# Usage: bootstrap.sh ROOTFS MIRROR TARBALL   (needs root and debootstrap)
 set -euo pipefail
-rootfs=$1 mirror=$2 tag=$3
+rootfs=$1 mirror=$2 tarball=$3
 "${DEBOOTSTRAP:-debootstrap}" --variant=minbase bookworm "$rootfs" "$mirror"
 cat > "$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
 Types: deb
@@ -29,6 +30,4 @@ echo 'APT::Install-Recommends "false";' > "$rootfs/etc/apt/apt.conf.d/docker-no-
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
 mkdir -p "$rootfs/var/lib/apt/lists/partial"
 : > "$rootfs/etc/hostname"
-tar --numeric-owner -C "$rootfs" -c . | docker import \
-  -c 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  -c 'CMD ["bash"]' -c 'LABEL showdown=1' - "$tag"
+tar --numeric-owner -C "$rootfs" -cf "$tarball" .

@@ -1,21 +1,38 @@
-"""What engines and the runner need of a Kafka cluster, on any backend."""
+"""The one seam between a run and where it runs: a Backend makes the Kafka cluster, and the
+Kafka cluster makes the launchers that start the engines' processes beside it. Engines and
+the Flink and Spark cluster logic see only these protocols, never which backend it is."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka.admin import AdminClient
 
 from harness.support.procs import Worker
+from harness.workload.schema import KafkaSettings, Workload
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An engine's Python runtime: its local venv's `python`, the `package` whose bundled
+    distribution the cluster runs (pyflink, pyspark) and the `image` that holds the same
+    runtime for containers (built, or found, when first asked for)."""
+
+    python: Path
+    package: str
+    image: Callable[[], str]
 
 
 class Launcher(Protocol):
     """Starts the processes of an engine's cluster (wheel.py) on one backend. Paths are
     the same on both sides of it: containers mount what they share at the host's paths."""
 
-    backend: str
+    where: str  # for people: "as local processes", "in containers"
     bind: str  # the address servers bind to
+    host: str | None  # the address every process advertises, when they share one
+    limits: bool  # whether `cpus` and `memory_mb` bound each process
     home: Path  # the distribution inside the engine's wheel, as the processes see it
     wheel_home: Path  # the same distribution on this host, to read its default config from
     python: Path  # the engine runtime's python, as the processes see it
@@ -36,7 +53,6 @@ class Launcher(Protocol):
 
 
 class KafkaCluster(Protocol):
-    backend: str  # "local" or "containers"
     bootstrap: str  # host:port list reachable from this host
     engine_bootstrap: str  # the same brokers as the engine's own processes reach them
 
@@ -45,6 +61,8 @@ class KafkaCluster(Protocol):
         """Run pipeline code (a script under pipelines/, which it may import from) beside the
         brokers: a local process, or a container on their network with those limits."""
         ...
+
+    def launcher(self, runtime: Runtime) -> Launcher: ...  # starts an engine's cluster beside the brokers
 
     @property
     def version(self) -> str: ...
@@ -66,3 +84,30 @@ class KafkaCluster(Protocol):
     def describe(self) -> dict[str, object]: ...
 
     def stop(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where a run's clusters run, chosen once per command (`choose`), with the reason."""
+
+    name: str  # "local", "containers": recorded with every result
+    why: str  # how it was chosen: asked for, or what `auto` found
+    # Processes outside the harness's tree that work for the run (the Docker daemons), so
+    # their CPU is not counted as another program's disturbance.
+    daemons: frozenset[str]
+
+    def prepare(self, engine_images: Sequence[Callable[[], str]]) -> list[str]:
+        """Make the backend ready for runs of engines with these images (built now rather
+        than during a run); returns what was done, a line each."""
+        ...
+
+    def begin(self) -> list[str]:
+        """Before each run: what a crashed run left behind is removed; returns a line each."""
+        ...
+
+    def kafka(self, settings: KafkaSettings, log_dir: Path) -> KafkaCluster: ...
+
+    def protection(self, wl: Workload) -> dict[str, Any]:
+        """How the driver and collector are kept from being starved by what they measure."""
+        ...
+
+    def describe(self) -> str: ...  # one line for people, with `why`

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness.backends import docker, images
+from docker.errors import DockerException, NotFound
+from docker.models.containers import Container
+from docker.types import Mount as DockerMount
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from harness.backends import daemon, images
+from harness.backends.base import Runtime
 from harness.backends.local import Brokers, broker_properties
+from harness.provision.venvs import package_home
 from harness.support import guard
 from harness.support.console import console
-from harness.support.errors import ClusterError
 from harness.support.names import safe_name
 from harness.support.paths import CACHE, PIPELINES
-from harness.support.procs import ManagedProcess, free_ports
+from harness.support.procs import free_ports
 from harness.support.wait import wait_until
-from harness.workload.schema import KafkaSettings
+from harness.workload.schema import KafkaSettings, Workload
 
 INTERNAL_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -60,54 +69,83 @@ print(len(hit))
 
 @dataclass(frozen=True)
 class Mount:
-    """A host folder bind-mounted into a container (--mount, not -v: paths may hold colons,
-    as a run's log folder named after `spark:idempotent` does)."""
+    """A host folder bind-mounted into a container: a mount, not a volume spec, as paths may
+    hold colons (a run's log folder named after `spark:idempotent` does)."""
 
     source: Path
     target: Path
     readonly: bool = False
 
     @property
-    def spec(self) -> str:
-        if "," in f"{self.source}{self.target}":
-            raise ClusterError(f"cannot mount a path with a comma into a container: {self.source}")
-        return f"type=bind,source={self.source},target={self.target}" + (",readonly" if self.readonly else "")
+    def spec(self) -> DockerMount:
+        return DockerMount(str(self.target), str(self.source), type="bind", read_only=self.readonly)
+
+
+def _follow(container: Container, log: Path) -> None:
+    """Copy the container's output into `log` until the container is gone (appended: a
+    restarted broker's new container writes on in its node's log)."""
+    try:
+        with open(log, "ab") as out:
+            for chunk in container.logs(stream=True, follow=True):
+                out.write(chunk)
+                out.flush()
+    except (DockerException, OSError, ValueError):
+        pass  # removed while being read: the log has what it wrote
 
 
 class ContainerProcess:
-    """A container run as an engine's process: killed with `docker kill -s KILL`, its CPU
-    from its cgroup, its output followed into the run's log folder."""
+    """A container run as an engine's process (testcontainers' DockerContainer): killed with
+    SIGKILL through the engine, its CPU from its cgroup, its output followed into the run's
+    log folder."""
 
-    def __init__(self, name: str, image: str, argv: Sequence[str], log: Path, network: str,
+    def __init__(self, name: str, image: str, argv: Sequence[str], log: Path, network: Network,
                  env: Mapping[str, str], mounts: Sequence[Mount], cpus: float, memory_mb: int,
                  alias: str | None = None, publish: Sequence[int] = ()) -> None:
         """`alias`: its name on the network; `publish`: ports also reachable on 127.0.0.1
-        under the same number."""
+        under the same number (what a broker advertises must be what answers)."""
         self.name = name
         self.log = log
         self._cpu = 0.0
-        self.id = docker.run(
-            "run", "-d", "--label", docker.LABEL, "--name", f"{network}-{safe_name(name)}-{uuid.uuid4().hex[:4]}",
-            "--network", network, *(["--network-alias", safe_name(alias)] if alias else []),
-            *(a for port in publish for a in ("-p", f"127.0.0.1:{port}:{port}")),
-            f"--cpus={cpus}", f"--memory={memory_mb}m",
-            *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
-            *(a for m in mounts for a in ("--mount", m.spec)),
-            image, *argv)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._tc = DockerContainer(image, command=list(argv) or None, env=dict(env))
+        self._tc.with_name(f"{network.name}-{safe_name(name)}-{uuid.uuid4().hex[:4]}").with_network(network)
+        if alias:
+            self._tc.with_network_aliases(safe_name(alias))
+        for port in publish:
+            self._tc.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # type: ignore[assignment]
+        # One call: with_kwargs replaces what an earlier call set.
+        self._tc.with_kwargs(labels=daemon.LABELS, nano_cpus=int(cpus * 1e9), mem_limit=f"{memory_mb}m",
+                             mounts=[m.spec for m in mounts])
+        daemon.reaper()  # decided before the first start: testcontainers reads it there
+        self._tc.start()
+        self.container = self._tc.get_wrapped_container()
+        self.id = self._tc.get_container_id()
         guard.remember_container(self.id)
-        self._follow = ManagedProcess(f"{name}-logs", [docker.cli(), "logs", "-f", self.id], log)
+        self._follower = threading.Thread(target=_follow, args=(self.container, log), name=f"{name}-logs",
+                                          daemon=True)
+        self._follower.start()
         self._gone = False
 
     @property
     def ident(self) -> str:
         return f"container {self.id[:12]}"
 
+    def _state(self) -> dict[str, Any]:
+        """The container's State (Running, ExitCode, ...); empty once it is removed."""
+        if self._gone:
+            return {}
+        try:
+            self.container.reload()
+        except NotFound:
+            return {}
+        return dict(self.container.attrs.get("State") or {})
+
     def alive(self) -> bool:
-        return not self._gone and bool(docker.state(self.id).get("Running"))
+        return not self._gone and bool(self._state().get("Running"))
 
     def exit_code(self) -> int | None:
-        state = docker.state(self.id)
-        return None if not state or state.get("Running") else int(state.get("ExitCode", -1))  # type: ignore[arg-type]
+        state = self._state()
+        return None if not state or state.get("Running") else int(state.get("ExitCode", -1))
 
     def wait(self, timeout_s: float) -> int | None:
         deadline = time.monotonic() + timeout_s
@@ -119,11 +157,15 @@ class ContainerProcess:
         return None
 
     def kill_matching(self, pattern: str) -> int:
-        out = docker.run("exec", self.id, "python3", "-c", KILL_MATCHING, pattern, check=False)
-        return int(out) if out.strip().isdigit() else 0
+        try:
+            code, out = self.container.exec_run(["python3", "-c", KILL_MATCHING, pattern])
+        except DockerException:
+            return 0
+        text = out.decode(errors="replace").strip() if code == 0 else ""
+        return int(text) if text.isdigit() else 0
 
     def _sample(self) -> None:
-        used = docker.cpu_seconds(self.id)
+        used = daemon.cpu_seconds(self.id)
         if used is not None:
             self._cpu = used
 
@@ -136,18 +178,26 @@ class ContainerProcess:
 
     def kill(self) -> None:
         self._sample()
-        docker.run("kill", "-s", "KILL", self.id, check=False)
-        self._follow.stop(grace_s=2)
+        try:
+            self.container.kill(signal="SIGKILL")
+        except DockerException:
+            pass  # exited already
+        self._follower.join(timeout=2)
 
     def stop(self, grace_s: float = 10.0) -> None:
         if self._gone:
             return
         self._sample()
-        docker.run("stop", "-t", str(int(grace_s)), self.id, check=False, timeout_s=grace_s + 30)
-        self._follow.wait(timeout_s=2)  # `docker logs -f` ends with the container, once it has copied all
-        docker.run("rm", "-f", self.id, check=False)
+        try:
+            self.container.stop(timeout=int(grace_s))
+        except DockerException:
+            pass  # exited or removed already
+        self._follower.join(timeout=2)  # the stream ends with the container, once it has copied all
+        try:
+            self._tc.stop()  # removed, with its anonymous volumes
+        except NotFound:
+            pass
         guard.forget_container(self.id)
-        self._follow.stop(grace_s=2)
         self._gone = True
 
 
@@ -155,11 +205,14 @@ class ContainerLauncher:
     """Engine cluster processes as containers of an engine image on the brokers' network.
     Shared folders are mounted at the host's paths, pipelines/ read-only."""
 
-    backend = "containers"
+    where = "in containers"
     bind = "0.0.0.0"
+    host = None  # each container advertises its own address on the network
+    limits = True
     python = IMAGE_PYTHON
 
-    def __init__(self, image: str, home: Path, wheel_home: Path, network: str) -> None:
+    def __init__(self, image: str, home: Path, wheel_home: Path, network: Network | None) -> None:
+        """`network`: None for a launcher that only writes configuration (docker-compose's)."""
         self.image = image
         self.home = home
         self.wheel_home = wheel_home
@@ -177,20 +230,21 @@ class ContainerLauncher:
 
     def launch(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str], cpus: float,
                memory_mb: int, alias: str | None = None, publish: Sequence[int] = ()) -> ContainerProcess:
+        assert self.network is not None, "a configuration-only launcher starts nothing"
         return ContainerProcess(name, self.image, argv, log, self.network, env, self.mounts, cpus, memory_mb,
                                 alias=alias, publish=publish)
 
     def describe(self) -> dict[str, object]:
-        return {"image": self.image, "network": self.network}
+        return {"backend": ContainersBackend.name, "image": self.image,
+                "network": self.network.name if self.network else None}
 
 
 class ContainerKafka(Brokers):
-    backend = "containers"
-
     def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
         super().__init__(settings, log_dir)
-        self.run = uuid.uuid4().hex[:8]
-        self.network = f"showdown-{self.run}"
+        self.network = Network(docker_network_kw={"labels": daemon.LABELS})
+        self.network.name = f"showdown-{uuid.uuid4().hex[:8]}"  # readable in `docker ps` (a uuid4 by default)
+        self._network_up = False
         self._started: list[ContainerProcess] = []  # also the killed ones, for CPU totals
         self._ports: dict[int, int] = {}
         self._dir: Path | None = None
@@ -201,7 +255,7 @@ class ContainerKafka(Brokers):
         self.timings: dict[str, float] = {}
 
     def start(self, timeout_s: float = 120.0) -> str:
-        docker.ensure_engine()
+        daemon.ensure_engine()
         t0 = time.monotonic()
         self._image = images.kafka_image()
         self.timings["image_s"] = round(time.monotonic() - t0, 2)
@@ -222,7 +276,8 @@ class ContainerKafka(Brokers):
                 inter_broker="INTERNAL", log_dir="/var/lib/kafka/data"))
         t0 = time.monotonic()
         with console.status(f"Starting Kafka {self.version} in {n} container(s)"):
-            docker.run("network", "create", "--label", docker.LABEL, self.network)
+            self.network.create()
+            self._network_up = True
             for node in self._ports:
                 self.start_node(node)
             self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self._ports.values())
@@ -247,6 +302,11 @@ class ContainerKafka(Brokers):
     @property
     def engine_bootstrap(self) -> str:
         return ",".join(f"kafka-{n}:{INTERNAL_PORT}" for n in self._ports)
+
+    def launcher(self, runtime: Runtime) -> ContainerLauncher:
+        # docker/flink and docker/spark link the wheel's distribution to /opt/flink, /opt/spark.
+        return ContainerLauncher(runtime.image(), Path("/opt") / runtime.package.removeprefix("py"),
+                                 package_home(runtime.python, runtime.package), self.network)
 
     def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
                       cpus: float, memory_mb: int) -> ContainerProcess:
@@ -273,8 +333,9 @@ class ContainerKafka(Brokers):
         return sum(p.cpu_seconds for p in self._started)
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.backend, "image": self._image, "cpus": self.settings.cpus,
-                "memory_mb": self.settings.container_mb, "network": self.network, "timings": self.timings}
+        return {"backend": ContainersBackend.name, "image": self._image, "cpus": self.settings.cpus,
+                "memory_mb": self.settings.container_mb, "network": self.network.name,
+                "reaper": daemon.reaper(), "timings": self.timings}
 
     def stop(self) -> None:
         self.close_admin()
@@ -282,8 +343,47 @@ class ContainerKafka(Brokers):
             proc.stop(grace_s=5)
         for proc in self._started:
             proc.stop(grace_s=0)  # the run is over: no clean broker shutdown needed
-        docker.run("network", "rm", self.network, check=False)
+        if self._network_up:
+            try:
+                self.network.remove()
+            except DockerException:
+                pass  # a container we did not start joined it: the next run's sweep removes it
+            self._network_up = False
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             guard.forget_path(self._dir)
             self._dir = None
+
+
+class ContainersBackend:
+    """Every cluster in containers of images built here, on a network of their own per run."""
+
+    name = "containers"
+    daemons = daemon.DAEMONS
+
+    def __init__(self, why: str = "asked for") -> None:
+        self.why = why
+
+    def prepare(self, engine_images: Sequence[Callable[[], str]]) -> list[str]:
+        done = f"Docker: {daemon.ensure_engine()}"
+        tags = list(dict.fromkeys([images.kafka_image(), *(image() for image in engine_images)]))
+        return [done, f"images: {', '.join(tags)}", f"testcontainers' reaper (Ryuk): {daemon.reaper()}"]
+
+    def begin(self) -> list[str]:
+        lines = [f"Docker: {daemon.ensure_engine()}", f"testcontainers' reaper (Ryuk): {daemon.reaper()}"]
+        left = daemon.remove_leftovers()
+        if left:
+            lines.append(f"[yellow]removed {len(left)} container(s) an earlier run left behind[/]")
+        return lines
+
+    def kafka(self, settings: KafkaSettings, log_dir: Path) -> ContainerKafka:
+        return ContainerKafka(settings, log_dir)
+
+    def protection(self, wl: Workload) -> dict[str, Any]:
+        return {"engine_nice": 0,
+                "how": "none: the brokers and engines run in containers, each in its own cgroup, which the kernel "
+                       "weighs against the instrument's processes as a group"}
+
+    def describe(self) -> str:
+        return ("Kafka brokers, Kafka processors and the Flink and Spark clusters in containers built locally, "
+                f"on a network of their own ({self.why})")

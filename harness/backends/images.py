@@ -10,8 +10,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
-from harness.backends import docker
+from docker.errors import DockerException
+
+from harness.backends import daemon
 from harness.provision import artifacts
 from harness.provision.versions import pinned, python_package, runtime
 from harness.support.console import console
@@ -23,6 +26,9 @@ DOCKERFILES = ROOT / "docker"
 DEFAULT_BASE = "debian:bookworm-slim"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BOOTSTRAP = DOCKERFILES / "base" / "bootstrap.sh"
+# What Debian's official image sets, for the bootstrapped one.
+BASE_CHANGES = ["ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                'CMD ["bash"]', f"LABEL {daemon.LABEL}"]
 
 
 def _digest(*parts: str | bytes) -> str:
@@ -33,26 +39,29 @@ def _digest(*parts: str | bytes) -> str:
     return h.hexdigest()[:12]
 
 
+def _pull(tag: str) -> bool:
+    try:
+        daemon.client().images.pull(tag)
+        return True
+    except DockerException:
+        return False
+
+
 def base_image() -> str:
     """BASE_IMAGE if set; else Debian's slim image if present or pullable; else a minimal
     bookworm bootstrapped here with debootstrap and imported (no registry needed)."""
     wanted = os.environ.get("BASE_IMAGE")
     if wanted:
-        if not docker.image_exists(wanted):
-            docker.run("pull", wanted, timeout_s=600)
+        if not daemon.image_exists(wanted) and not _pull(wanted):
+            raise SetupError(f"BASE_IMAGE={wanted} is not here and cannot be pulled")
         return wanted
-    if docker.image_exists(DEFAULT_BASE):
+    if daemon.image_exists(DEFAULT_BASE):
         return DEFAULT_BASE
     with console.status(f"Pulling {DEFAULT_BASE}"):
-        try:
-            pulled = subprocess.run([docker.cli(), "pull", DEFAULT_BASE], capture_output=True, timeout=120,
-                                    env=child_env())
-            if pulled.returncode == 0:
-                return DEFAULT_BASE
-        except subprocess.TimeoutExpired:
-            pass
-    tag = f"showdown/base:bookworm-{_digest(BOOTSTRAP.read_bytes(), DEBIAN_MIRROR)}"
-    if docker.image_exists(tag):
+        if _pull(DEFAULT_BASE):
+            return DEFAULT_BASE
+    tag = f"showdown/base:bookworm-{_digest(BOOTSTRAP.read_bytes(), DEBIAN_MIRROR, repr(BASE_CHANGES))}"
+    if daemon.image_exists(tag):
         return tag
     debootstrap = artifacts.require_tool("debootstrap", "Install it: `apt-get install debootstrap`.")
     console.print(f"No registry answers for {DEFAULT_BASE}: bootstrapping Debian bookworm into {tag}")
@@ -62,13 +71,20 @@ def base_image() -> str:
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
+        tarball = work / "rootfs.tar"
         with console.status("debootstrap --variant=minbase bookworm (about a minute)"), open(log, "w") as out:
-            code = subprocess.run(["bash", str(BOOTSTRAP), str(work / "rootfs"), DEBIAN_MIRROR, tag],
-                                  stdout=out, stderr=subprocess.STDOUT, env=child_env({"DEBOOTSTRAP": debootstrap}, network=True)
-                                  ).returncode
+            code = subprocess.run(["bash", str(BOOTSTRAP), str(work / "rootfs"), DEBIAN_MIRROR, str(tarball)],
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  env=child_env({"DEBOOTSTRAP": debootstrap}, network=True)).returncode
         if code != 0:
             raise SetupError(f"bootstrapping the base image failed; last lines of {log}:\n"
                              + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+        repository, _, version = tag.rpartition(":")
+        with console.status(f"Importing {tag}"):
+            daemon.client().api.import_image_from_file(str(tarball), repository=repository, tag=version,
+                                                       changes=BASE_CHANGES)
+        if not daemon.image_exists(tag):
+            raise SetupError(f"importing the bootstrapped base image as {tag} failed")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     console.print(f"[green]✓[/] base image {tag} in {time.monotonic() - t0:.0f} s")
@@ -121,7 +137,7 @@ def _build(service: str, staged: dict[str, list[Path]], build_args: dict[str, st
     for name, files in sorted(staged.items()):
         inputs += [name, *sorted(f.name for f in files)]
     tag = f"showdown/{service}:{_digest(*inputs)}"
-    if docker.image_exists(tag):
+    if daemon.image_exists(tag):
         return tag
     log = CACHE / "images" / f"{service}-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -136,16 +152,33 @@ def _build(service: str, staged: dict[str, list[Path]], build_args: dict[str, st
             (Path(ctx) / "ca-bundle.crt").write_bytes(ca)
         t0 = time.monotonic()
         with console.status(f"Building image {tag} (log: {log})"), open(log, "w") as out:
-            args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
-            code = subprocess.run([docker.cli(), "build", *args, "--build-arg", f"BASE_IMAGE={base}", "--label",
-                                   docker.LABEL, "-t", tag, ctx], stdout=out, stderr=subprocess.STDOUT,
-                                  env=docker.BUILD_ENV).returncode
-    if code != 0:
-        raise SetupError(f"building {tag} failed; last lines of {log}:\n"
+            error = _build_streamed(ctx, tag, {**build_args, "BASE_IMAGE": base}, out)
+    if error:
+        raise SetupError(f"building {tag} failed: {error}; last lines of {log}:\n"
                          + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
     console.print(f"[green]✓[/] image {tag} built in {time.monotonic() - t0:.0f} s")
     # Earlier builds of this service (other versions or inputs) are 100s of MB each.
-    for old in docker.run("images", f"showdown/{service}", "--format", "{{.Repository}}:{{.Tag}}").split():
-        if old != tag:
-            docker.run("rmi", old, check=False)
+    for old in daemon.client().images.list(name=f"showdown/{service}"):
+        if tag not in old.tags:
+            try:
+                daemon.client().images.remove(old.id)
+            except DockerException:
+                pass  # still used by a container: the next build removes it
     return tag
+
+
+def _build_streamed(context: str, tag: str, build_args: dict[str, str], out: IO[str]) -> str:
+    """Build `context` as `tag` with the classic builder (BuildKit needs the buildx plugin,
+    which Debian bookworm does not ship), its output into `out`; returns the error, if any."""
+    try:
+        for chunk in daemon.client().api.build(path=context, tag=tag, buildargs=build_args,
+                                               labels=daemon.LABELS, rm=True, forcerm=True, decode=True):
+            if "stream" in chunk:
+                out.write(chunk["stream"])
+            elif "error" in chunk:
+                out.write(chunk["error"] + "\n")
+                return str(chunk["error"]).strip()
+            out.flush()
+    except DockerException as e:
+        return str(e)
+    return "" if daemon.image_exists(tag) else "the engine built no image"

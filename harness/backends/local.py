@@ -7,11 +7,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from harness.backends.base import Runtime
 from harness.provision import artifacts
 from harness.provision.venvs import package_home
 from harness.provision.versions import pinned
@@ -21,9 +23,9 @@ from harness.support.console import console
 from harness.support.env import child_env
 from harness.support.errors import ClusterError
 from harness.support.paths import CACHE, PIPELINES, ROOT
-from harness.support.procs import ManagedProcess, Worker, free_ports, niced_brokers, port_taken, tail
+from harness.support.procs import ManagedProcess, Worker, engine_nice, free_ports, niced_brokers, port_taken, tail
 from harness.support.wait import wait_until
-from harness.workload.schema import KafkaSettings
+from harness.workload.schema import KafkaSettings, Workload
 
 # The brokers' logging, shared with the Kafka container image.
 KAFKA_LOG4J2 = ROOT / "docker" / "kafka" / "log4j2.yaml"
@@ -140,8 +142,6 @@ class Brokers:
 class LocalKafka(Brokers):
     """One broker (or three, for replication) in combined broker+controller mode."""
 
-    backend = "local"
-
     def __init__(self, settings: KafkaSettings, log_dir: Path) -> None:
         super().__init__(settings, log_dir)
         self.nodes: dict[int, ManagedProcess] = {}
@@ -242,11 +242,14 @@ class LocalKafka(Brokers):
         return sum(p.cpu_seconds for p in self._started)
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.backend, "heap_mb": self.settings.heap_mb}
+        return {"backend": LocalBackend.name, "heap_mb": self.settings.heap_mb}
 
     @property
     def engine_bootstrap(self) -> str:
         return self.bootstrap
+
+    def launcher(self, runtime: Runtime) -> LocalLauncher:
+        return LocalLauncher(runtime.python, runtime.package)
 
     def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
                       cpus: float, memory_mb: int) -> ManagedProcess:
@@ -268,8 +271,9 @@ class LocalKafka(Brokers):
 class LocalLauncher:
     """Engine cluster processes as local processes on 127.0.0.1, each in its own group."""
 
-    backend = "local"
-    bind = "127.0.0.1"
+    where = "as local processes"
+    bind = host = "127.0.0.1"
+    limits = False
 
     def __init__(self, python: Path, package: str) -> None:
         artifacts.require_java()
@@ -294,4 +298,38 @@ class LocalLauncher:
         return ManagedProcess(name, argv, log, env={**env, "PATH": path}, under_test=True)
 
     def describe(self) -> dict[str, object]:
-        return {"python": str(self.python)}
+        return {"backend": LocalBackend.name, "python": str(self.python)}
+
+
+class LocalBackend:
+    """Every cluster as local processes: needs only Java (and the jars and venvs each
+    engine installs)."""
+
+    name = "local"
+    daemons: frozenset[str] = frozenset()
+
+    def __init__(self, why: str = "asked for") -> None:
+        self.why = why
+
+    def prepare(self, engine_images: Sequence[Callable[[], str]]) -> list[str]:
+        return []
+
+    def begin(self) -> list[str]:
+        return []
+
+    def kafka(self, settings: KafkaSettings, log_dir: Path) -> LocalKafka:
+        return LocalKafka(settings, log_dir)
+
+    def protection(self, wl: Workload) -> dict[str, Any]:
+        nice = engine_nice()
+        if not nice:
+            return {"engine_nice": 0,
+                    "how": "none: the brokers and engines run at the instrument's priority (--engine-nice 0)"}
+        niced = "the brokers and engines" if niced_brokers(wl.kafka.brokers) else \
+            "the engines (not the replicated brokers: docs/probes/replicated-produce.md)"
+        return {"engine_nice": nice,
+                "how": f"{niced} run at niceness {nice}, and so do their sessions' autogroups where the "
+                       f"kernel groups by session; the load driver, collector and harness at 0"}
+
+    def describe(self) -> str:
+        return f"local processes on 127.0.0.1 ({self.why})"

@@ -13,16 +13,13 @@ import shutil
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.backends.base import KafkaCluster, Launcher
-from harness.backends.containers import ContainerKafka, ContainerLauncher
-from harness.backends.local import LocalLauncher
+from harness.backends.base import Launcher
 from harness.support import guard
 from harness.support.console import console
 from harness.support.paths import CACHE
@@ -41,17 +38,6 @@ logger.kafka.level = WARN
 """
 
 
-def launcher_for(kafka: KafkaCluster, python: Path, package: str, image: Callable[[], str]) -> Launcher:
-    """Where an engine's cluster runs: on the brokers' backend, beside them. `python` is
-    the engine's local runtime, whose wheel also gives its default configuration; `image`
-    builds (or finds) the engine's image when the backend is containers."""
-    local = LocalLauncher(python, package)
-    if isinstance(kafka, ContainerKafka):
-        # docker/flink and docker/spark link the wheel's distribution to /opt/flink, /opt/spark.
-        return ContainerLauncher(image(), Path("/opt") / package.removeprefix("py"), local.wheel_home, kafka.network)
-    return local
-
-
 def megabytes(size: str) -> int:
     """'512m' or '2g' (the workload's memory sizes) in MiB."""
     return int(size[:-1]) * (1024 if size.endswith("g") else 1)
@@ -66,7 +52,7 @@ class WheelCluster:
     def __init__(self, launcher: Launcher, log_dir: Path, cpus: float) -> None:
         self.launcher = launcher
         self.log_dir = log_dir
-        self.cpus = cpus  # per container; a local process shares the machine
+        self.cpus = cpus  # per process, where the launcher bounds them
         self.leader: Worker | None = None
         self.workers: list[Worker] = []  # every one started, also the killed ones
         self.clients: list[Worker] = []  # CLIs and drivers
@@ -95,8 +81,7 @@ class WheelCluster:
         return sum(p.cpu_seconds for p in self._processes())
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.launcher.backend, **self.launcher.describe(),
-                **({"cpus_per_container": self.cpus} if self.launcher.backend == "containers" else {})}
+        return {**self.launcher.describe(), **({"cpus_per_container": self.cpus} if self.launcher.limits else {})}
 
     def stop(self) -> None:
         for p in self._processes():
@@ -152,10 +137,8 @@ class FlinkCluster(WheelCluster):
 
     def env(self) -> dict[str, str]:
         d = self.scratch
-        env = {"FLINK_CONF_DIR": str(d / "conf"), "FLINK_LOG_DIR": str(self.log_dir), "FLINK_PID_DIR": str(d / "pid")}
-        if self.launcher.backend == "local":
-            env |= {"FLINK_LIB_DIR": str(d / "lib"), "FLINK_HOME": str(self.launcher.home)}
-        return env
+        return {"FLINK_HOME": str(self.launcher.home), "FLINK_CONF_DIR": str(d / "conf"),
+                "FLINK_LIB_DIR": str(d / "lib"), "FLINK_LOG_DIR": str(self.log_dir), "FLINK_PID_DIR": str(d / "pid")}
 
     def configure(self, folder: Path, rest_port: int, rpc_port: int, blob_port: int) -> None:
         """Write the cluster's config.yaml into `folder`/conf, for the REST API on
@@ -174,7 +157,7 @@ class FlinkCluster(WheelCluster):
         python = str(self.launcher.python)
         # Locally everything is 127.0.0.1; in a container a TaskManager finds the address
         # the JobManager reaches it at by itself.
-        taskmanager = {"host": "127.0.0.1"} if self.launcher.backend == "local" else {}
+        taskmanager = {"host": self.launcher.host} if self.launcher.host else {}
         config = {
             "env": {"java": {"opts": {"all": java_opts}}},
             "io": {"tmp": {"dirs": str(self.scratch / "tmp")}},
@@ -202,18 +185,18 @@ class FlinkCluster(WheelCluster):
         (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (conf / "log4j-console.properties").write_text(FLINK_LOG4J)
         shutil.copy(home / "conf" / "log4j-cli.properties", conf / "log4j-cli.properties")
-        if self.launcher.backend == "local":
-            # flink-python lives in opt/; thread mode needs it on the cluster's own classpath.
-            # (The image links the same jars into its FLINK_LIB_DIR.)
-            lib = self.scratch / "lib"
-            lib.mkdir()
-            for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
-                (lib / jar.name).symlink_to(jar)
+        # flink-python lives in opt/; thread mode needs it on the cluster's own classpath. The
+        # links point into the distribution as the processes see it (the same version, so
+        # the same names, in the image).
+        lib = self.scratch / "lib"
+        lib.mkdir()
+        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
+            (lib / jar.name).symlink_to(self.launcher.home / jar.parent.name / jar.name)
 
     def start(self, timeout_s: float = 120.0) -> None:
         self.configure(self._make_scratch(), *free_ports(3))
         t0 = time.monotonic()
-        where = "in containers" if self.launcher.backend == "containers" else "as local processes"
+        where = self.launcher.where
         with console.status(f"Starting Flink (JobManager + {self.settings.taskmanagers} TaskManager) {where}"):
             self.leader = self.launcher.launch(
                 self.JOBMANAGER, [str(self.launcher.home / "bin" / "jobmanager.sh"), "start-foreground"],
@@ -306,9 +289,10 @@ class SparkCluster(WheelCluster):
                "SPARK_DAEMON_MEMORY": self.settings.daemon_memory,
                # The standalone REST submission server would open port 6066.
                "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-               "PYSPARK_PYTHON": str(self.launcher.python), "PYSPARK_DRIVER_PYTHON": str(self.launcher.python)}
-        if self.launcher.backend == "local":
-            env |= {"SPARK_HOME": str(self.launcher.home), "SPARK_LOCAL_IP": "127.0.0.1"}
+               "PYSPARK_PYTHON": str(self.launcher.python), "PYSPARK_DRIVER_PYTHON": str(self.launcher.python),
+               "SPARK_HOME": str(self.launcher.home)}
+        if self.launcher.host:
+            env["SPARK_LOCAL_IP"] = self.launcher.host
         return env
 
     def _spark_class(self, main: str) -> list[str]:
@@ -318,7 +302,7 @@ class SparkCluster(WheelCluster):
         self._make_scratch()
         self.port, self.ui_port = free_ports(2)
         t0 = time.monotonic()
-        where = "in containers" if self.launcher.backend == "containers" else "as local processes"
+        where = self.launcher.where
         with console.status(f"Starting Spark (Master + 1 Worker) {where}"):
             self.leader = self.launcher.launch(
                 self.MASTER, [*self._spark_class("master.Master"), "--host", self.launcher.address(self.MASTER),

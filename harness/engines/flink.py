@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import images
+from harness.backends.base import KafkaCluster, Runtime
 from harness.engines.base import EngineContext
-from harness.engines.clusters import FlinkCluster, FlinkSettings, launcher_for
+from harness.engines.clusters import FlinkCluster, FlinkSettings
 from harness.provision import artifacts, venvs
 from harness.provision.versions import pinned, runtime
 from harness.support import procs
@@ -23,6 +24,15 @@ from harness.workload.schema import Fault
 
 JOB = PIPELINES / "flink" / "job.py"
 RULES = PIPELINES / "rules.py"
+
+
+def cluster(options: FlinkOptions, kafka: KafkaCluster, log_dir: Path, python: Path) -> FlinkCluster:
+    """A Flink session cluster of `options` beside `kafka` (not started yet); `python`: the
+    local runtime (venvs.ensure), whose wheel holds the distribution."""
+    o = options
+    return FlinkCluster(FlinkSettings(o.taskmanagers, o.slots, o.jobmanager_memory, o.taskmanager_memory,
+                                      o.heartbeat_timeout_ms),
+                        kafka.launcher(Runtime(python, "pyflink", images.flink_image)), log_dir, o.container_cpus)
 
 
 class FlinkEngine:
@@ -53,9 +63,7 @@ class FlinkEngine:
     def start(self, ctx: EngineContext) -> None:
         assert self._python is not None
         o = self.options
-        launcher = launcher_for(ctx.kafka, self._python, "pyflink", images.flink_image)
-        self.cluster = FlinkCluster(FlinkSettings(o.taskmanagers, o.slots, o.jobmanager_memory, o.taskmanager_memory,
-                                                  o.heartbeat_timeout_ms), launcher, ctx.log_dir, o.container_cpus)
+        self.cluster = cluster(o, ctx.kafka, ctx.log_dir, self._python)
         t0 = time.monotonic()
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from harness.backends import images
+from harness.backends.base import KafkaCluster, Runtime
 from harness.engines.base import EngineContext
-from harness.engines.clusters import SparkCluster, SparkSettings, launcher_for
+from harness.engines.clusters import SparkCluster, SparkSettings
 from harness.provision import artifacts, venvs
 from harness.provision.venvs import package_home
 from harness.provision.versions import pinned, runtime
@@ -55,6 +56,16 @@ def connector_jars(python: Path) -> list[Path]:
     return jars
 
 
+def cluster(options: SparkOptions, kafka: KafkaCluster, log_dir: Path, python: Path, jars: list[Path]
+            ) -> SparkCluster:
+    """A Spark standalone cluster of `options` beside `kafka` (not started yet); `python`:
+    the local runtime (venvs.ensure), `jars`: its connector_jars."""
+    o = options
+    return SparkCluster(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory, o.driver_memory),
+                        kafka.launcher(Runtime(python, "pyspark", lambda: images.spark_image(jars))), log_dir,
+                        o.container_cpus)
+
+
 class SparkEngine:
     applies_rules = True
     fault_actions = KINDS["spark"].faults
@@ -80,10 +91,7 @@ class SparkEngine:
         assert self._python is not None
         o = self.options
         self._ctx = ctx
-        assert self._python is not None
-        launcher = launcher_for(ctx.kafka, self._python, "pyspark", lambda: images.spark_image(self._jars))
-        self.cluster = SparkCluster(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory, o.driver_memory),
-                                    launcher, ctx.log_dir, o.container_cpus)
+        self.cluster = cluster(o, ctx.kafka, ctx.log_dir, self._python, self._jars)
         t0 = time.monotonic()
         self.cluster.start()
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)

@@ -29,7 +29,7 @@ STATUS_STYLE = {MEETS: "green", FAILS: "red", NOT_MEASURED: None}
 
 @dataclass(frozen=True)
 class Requirements:
-    p99_ms: float
+    p99_ms: float | None  # None: latency not asked about (`check` only; `recommend` requires it)
     exactly_once: bool = False
     state_hours: float | None = None
     rate: float | None = None
@@ -200,19 +200,20 @@ def rate_verdict(engine: str, rate: float, sweeps: list[tuple[Path, dict[str, An
                                       + (f"; {skipped} disturbed step(s) not counted" if skipped else ""))
 
 
+def verdicts_of(req: Requirements, engine: str, ev: Evidence) -> list[Verdict]:
+    runs = ev.of(engine)
+    verdicts = [p99_verdict(req.p99_ms, runs)] if req.p99_ms is not None else []
+    if req.exactly_once:
+        verdicts.append(exactly_once_verdict(engine, runs))
+    if req.state_hours is not None:
+        verdicts.append(state_verdict(req.state_hours, runs))
+    if req.rate is not None:
+        verdicts.append(rate_verdict(engine, req.rate, ev.sweeps))
+    return verdicts
+
+
 def judge(req: Requirements, ev: Evidence) -> dict[str, list[Verdict]]:
-    out = {}
-    for engine in ev.engines():
-        runs = ev.of(engine)
-        verdicts = [p99_verdict(req.p99_ms, runs)]
-        if req.exactly_once:
-            verdicts.append(exactly_once_verdict(engine, runs))
-        if req.state_hours is not None:
-            verdicts.append(state_verdict(req.state_hours, runs))
-        if req.rate is not None:
-            verdicts.append(rate_verdict(engine, req.rate, ev.sweeps))
-        out[engine] = verdicts
-    return out
+    return {engine: verdicts_of(req, engine, ev) for engine in ev.engines()}
 
 
 def applies_no_rules(engine: str, ev: Evidence) -> bool:
@@ -260,3 +261,35 @@ def print_recommendation(req: Requirements, ev: Evidence, console: Console) -> N
     else:
         say("[red]No engine meets every requirement on this evidence[/] (not measured is not met: add "
             "results that measure it)")
+
+
+
+def check(req: Requirements, ev: Evidence, engines: list[str], console: Console) -> bool:
+    """`showdown check`: prints the verdicts of each of `engines` (every engine in the
+    evidence when empty) by the rules of `recommend`; True when every one meets every
+    requirement. Not measured is not met, and an engine the evidence lacks meets nothing."""
+    say = functools.partial(console.print, highlight=False, emoji=False)
+    present = ev.engines()
+    if not present:
+        raise ResultsError("the given folders hold no engine result: nothing to check")
+    verdicts = {e: verdicts_of(req, e, ev) for e in engines or present}
+    say(f"Requirements: {', '.join(v.requirement for v in next(iter(verdicts.values())))}. "
+        f"Evidence: {len(ev.runs)} run(s), {len(ev.sweeps)} sweep(s).")
+    width = max(len(v.requirement) for vs in verdicts.values() for v in vs)
+    for engine, vs in verdicts.items():
+        say(f"\n[bold]{escape(engine)}[/]")
+        if engine not in present:
+            say(f"  [yellow]not in the given results, which hold {escape(', '.join(present))}[/]")
+        for v in vs:
+            status = style(f"{v.status:<12}", STATUS_STYLE[v.status], "rich")
+            say(f"  {v.requirement:<{width}}  {status}  {escape(v.why)}")
+        for line in notes(engine, ev) if engine in present else []:
+            say(f"  [yellow]{escape(line)}[/]")
+    failing = [e for e, vs in verdicts.items() if any(v.status != MEETS for v in vs)]
+    say()
+    if failing:
+        say(f"[red]check failed:[/] {escape(', '.join(failing))} "
+            f"{'does' if len(failing) == 1 else 'do'} not meet every requirement on this evidence")
+    else:
+        say(f"[green]check passed:[/] {escape(', '.join(verdicts))} meet every requirement")
+    return not failing

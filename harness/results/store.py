@@ -20,7 +20,6 @@ from harness.results.schema import EngineResult, Metadata, RecordedWorkload, Sum
 from harness.support.errors import StorageError, storage_error
 from harness.support.machine import facts
 from harness.support.paths import ROOT
-from harness.support.procs import engine_nice, niced_brokers
 from harness.workload.schema import Workload
 
 # A run's logs and histories take hundreds of MB; under this, one would fail midway.
@@ -65,28 +64,15 @@ def machine() -> dict[str, Any]:
     }
 
 
-def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str, backend_note: str) -> Metadata:
+def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str, backend_note: str,
+             instrument: dict[str, Any]) -> Metadata:
+    """`instrument`: how the backend keeps the driver and collector from being starved."""
     return Metadata(
         versions={**harness_versions(), "pinned": pinned()}, backend=backend, backend_note=backend_note,
         machine=machine(),
         workload=RecordedWorkload(path=workload_path, seed=wl.seed, text=workload_text, parsed=wl),
-        git=git_commit(), command=list(sys.argv), instrument=instrument(backend, wl),
+        git=git_commit(), command=list(sys.argv), instrument=instrument,
     )
-
-
-def instrument(backend: str, wl: Workload) -> dict[str, Any]:
-    nice = engine_nice()
-    if backend == "containers":
-        how = ("none: the brokers and engines run in containers, each in its own cgroup, which the kernel "
-               "weighs against the instrument's processes as a group")
-    elif nice:
-        niced = "the brokers and engines" if niced_brokers(wl.kafka.brokers) else \
-            "the engines (not the replicated brokers: docs/probes/replicated-produce.md)"
-        how = (f"{niced} run at niceness {nice}, and so do their sessions' autogroups where the "
-               f"kernel groups by session; the load driver, collector and harness at 0")
-    else:
-        how = "none: the brokers and engines run at the instrument's priority (--engine-nice 0)"
-    return {"engine_nice": nice if backend != "containers" else 0, "how": how}
 
 
 TIMESERIES_FIELDS = ["engine", "second", "offered", "driver_max_lag_ms", "received", "p50_ms", "p99_ms", "backlog"]

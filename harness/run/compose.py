@@ -57,7 +57,7 @@ def write(ports: Ports) -> Path:
         advertised=f"INTERNAL://kafka-1:{INTERNAL_PORT},EXTERNAL://127.0.0.1:{ports.kafka}",
         inter_broker="INTERNAL", log_dir="/var/lib/kafka/data"))
     launcher = ContainerLauncher(tags["FLINK_IMAGE"], Path("/opt/flink"), package_home(flink_python, "pyflink"),
-                                 network="compose")
+                                 network=None)
     flink_settings = FlinkSettings(1, flink.slots, flink.jobmanager_memory, flink.taskmanager_memory,
                                    flink.heartbeat_timeout_ms)
     FlinkCluster(flink_settings, launcher, COMPOSE_DIR / "flink" / "log", flink.container_cpus).configure(

@@ -14,9 +14,6 @@ from harness.results.schema import Disturbance
 
 # Over this share of the machine's CPU capacity used by others, a run is disturbed.
 DISTURBED_SHARE = 0.05
-# With the containers backend the Docker engine works for the run: its daemons, and every
-# container under them, count as the run's (a container the run did not start, too).
-DOCKER_DAEMONS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy"})
 SAMPLE_INTERVAL_S = 1.0
 
 
@@ -40,13 +37,15 @@ def _scan() -> dict[tuple[int, float], _Proc]:
     return out
 
 
-def run_pids(procs: dict[tuple[int, float], _Proc], root: int, docker: bool, also: Iterable[int] = ()) -> set[int]:
-    """The run's processes: `root` (the harness) and its descendants, with `docker` the
-    Docker daemons and theirs, and `also` (processes already known to be the run's) and theirs."""
+def run_pids(procs: dict[tuple[int, float], _Proc], root: int, daemons: frozenset[str],
+             also: Iterable[int] = ()) -> set[int]:
+    """The run's processes: `root` (the harness) and its descendants, the backend's `daemons`
+    (by name: the Docker engine's) and theirs, which counts every container as the run's (one
+    the run did not start, too), and `also` (processes already known to be the run's) and theirs."""
     children: dict[int, list[int]] = {}
     for (pid, _), p in procs.items():
         children.setdefault(p.ppid, []).append(pid)
-    todo = [root, *also] + ([pid for (pid, _), p in procs.items() if p.name in DOCKER_DAEMONS] if docker else [])
+    todo = [root, *also, *(pid for (pid, _), p in procs.items() if p.name in daemons)]
     ours: set[int] = set()
     while todo:
         pid = todo.pop()
@@ -69,8 +68,8 @@ class OtherCpu:
     time moves into that parent's children's time), and if it was the run's and was reaped
     by init, its time is taken off init's, where it lands."""
 
-    def __init__(self, docker: bool, root: int | None = None) -> None:
-        self.docker = docker
+    def __init__(self, daemons: frozenset[str] = frozenset(), root: int | None = None) -> None:
+        self.daemons = daemons
         self.root = os.getpid() if root is None else root
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,7 +89,7 @@ class OtherCpu:
         # A process of the run stays the run's when its parent dies and init adopts it (the
         # executors of a killed Spark Worker): else its whole CPU time would count as a
         # neighbour's, from zero (measured: a quiet smoke run read 30 % disturbed).
-        pids = run_pids(procs, self.root, self.docker, (k[0] for k in self._ours_last & procs.keys()))
+        pids = run_pids(procs, self.root, self.daemons, (k[0] for k in self._ours_last & procs.keys()))
         ours = {k for k in procs if k[0] in pids}
         living = {k[0] for k in procs}
         with self._lock:

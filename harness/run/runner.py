@@ -16,10 +16,7 @@ import numpy as np
 from rich.live import Live
 from rich.table import Table
 
-from harness.backends import docker
-from harness.backends.base import KafkaCluster
-from harness.backends.containers import ContainerKafka
-from harness.backends.local import LocalKafka
+from harness.backends.base import Backend, KafkaCluster
 from harness.engines import registry as engines
 from harness.engines.base import EngineContext
 from harness.judge.judge import Expected, History, judge
@@ -152,7 +149,7 @@ class EngineRun:
 
     def __init__(self, name: str, options: dict[str, Any], wl: Workload, run_dir: RunDir,
                  records: list[Txn], oracle: list[Decision], windows_expected: WindowsExpected | None,
-                 keep_records: bool, backend: str) -> None:
+                 keep_records: bool, backend: Backend) -> None:
         self.name = name
         self.wl = wl
         self.run_dir = run_dir
@@ -160,8 +157,7 @@ class EngineRun:
         self.oracle = oracle
         self.keep_records = keep_records
         self.log_dir = layout.engine_logs(run_dir.path, name)
-        self.kafka: KafkaCluster = (ContainerKafka(wl.kafka, self.log_dir) if backend == "containers"
-                                    else LocalKafka(wl.kafka, self.log_dir))
+        self.kafka: KafkaCluster = backend.kafka(wl.kafka, self.log_dir)
         self.engine = engines.create(name, options)
         # Only the pipelines that apply the rules keep the windows (passthrough copies records).
         self.windows_expected = windows_expected if self.engine.applies_rules else None
@@ -210,7 +206,7 @@ class EngineRun:
         _ready(cstats, READY_TIMEOUT_S, "collector", coll)
         _ready(dstats, READY_TIMEOUT_S, "driver", drv)
 
-        others = OtherCpu(docker=self.backend == "containers")
+        others = OtherCpu(self.backend.daemons)
         others.start()
         cpu_before = self._cpu_now()
         start = LoadStart(wall_ns=time.time_ns() + LEAD_NS, mono_ns=time.monotonic_ns() + LEAD_NS)
@@ -349,39 +345,16 @@ class EngineRun:
         self.kafka.stop()
 
 
-BACKENDS = {
-    "local": "local processes on 127.0.0.1",
-    "containers": "Kafka brokers, Kafka processors and the Flink and Spark clusters in containers built "
-                  "locally, on a network of their own",
-}
-
-
-def choose_backend(requested: str) -> tuple[str, str]:
-    """The backend to use and why: `auto` takes containers when a Docker engine answers or
-    can be started here, else local."""
-    if requested != "auto":
-        return requested, "asked for"
-    reason = docker.why_not()
-    if reason:
-        return "local", f"auto: {reason}"
-    return "containers", "auto: a Docker engine is available"
-
-
 def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path,
-        engine_names: list[str] | None = None, keep_records: bool = False, backend: str = "local") -> RunDir:
+        backend: Backend, engine_names: list[str] | None = None, keep_records: bool = False) -> RunDir:
     names = engine_names or list(wl.engines)
-    backend, why = choose_backend(backend)
-    run_dir = RunDir(results_base, wl.name,
-                     metadata(workload_path, workload_text, wl, backend, f"{BACKENDS[backend]} ({why})"))
+    run_dir = RunDir(results_base, wl.name, metadata(workload_path, workload_text, wl, backend.name,
+                                                     backend.describe(), backend.protection(wl)))
     run_dir.write()
     guard.running_in(layout.killed_marker(run_dir.path))
-    console.print(f"Backend [bold]{backend}[/] ({why}): {BACKENDS[backend]}")
-    if backend == "containers":
-        console.print(f"Docker: {docker.ensure_engine()}")
-        # Containers and networks of a run that crashed before its own cleanup (ours by label).
-        left = docker.remove_leftovers()
-        if left:
-            console.print(f"[yellow]removed {len(left)} container(s) an earlier run left behind[/]")
+    console.print(f"Backend [bold]{backend.name}[/]: {backend.describe()}")
+    for line in backend.begin():
+        console.print(line)
     console.print(f"Results go to [bold]{run_dir.path}[/]")
     with console.status("Generating the workload and the oracle's decisions"):
         t0 = time.monotonic()

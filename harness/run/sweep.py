@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from rich.table import Table
 
+from harness.backends.base import Backend
 from harness.judge import metrics
 from harness.load.history import OLDER_RECEIVED, RECEIVED
 from harness.results import layout
@@ -73,7 +74,7 @@ def step_changes(wl: Workload, rate: float) -> dict[str, Any]:
 
 
 def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_names: list[str],
-        backend: str, finish_step: Callable[[RunDir], None] = lambda _: None) -> Path:
+        backend: Backend, finish_step: Callable[[RunDir], None] = lambda _: None) -> Path:
     """`finish_step` runs on each step's folder once it is written (the CLI draws its report)."""
     out = layout.new_folder(results_base, f"{wl.name}-sweep")
     steps: list[Step] = []
@@ -84,18 +85,18 @@ def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_
             step_text = yaml.safe_dump({**yaml.safe_load(text), **changes}, sort_keys=False)
             for attempt in ("", " again: the last try was disturbed"):
                 console.rule(f"[bold]sweep {name} at {rate:g} ev/s{attempt}")
-                run_dir = runner.run(step_wl, workload_path, step_text, out, [name], backend=backend)
+                run_dir = runner.run(step_wl, workload_path, step_text, out, backend, [name])
                 finish_step(run_dir)
                 step = _step(run_dir, wl, name, rate)
                 steps.append(step)
-                (out / layout.SWEEP).write_text(json.dumps(_result(wl, backend, steps), indent=2))
+                (out / layout.SWEEP).write_text(json.dumps(_result(wl, backend.name, steps), indent=2))
                 if step.sustainable or not step.disturbed:
                     break
             reasons = step.why_not
             if reasons:
                 console.print(f"[yellow]{name} does not sustain {rate:g} ev/s:[/] {reasons}")
                 break
-    console.print(table(_result(wl, backend, steps)))
+    console.print(table(_result(wl, backend.name, steps)))
     return out
 
 

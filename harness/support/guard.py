@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from docker.errors import DockerException
 
+import docker
 from harness.support.env import child_env
 from harness.support.paths import CACHE, ROOT
 
@@ -176,15 +178,32 @@ def stop_recorded(data: dict[str, Any]) -> list[str]:
                 pass
         if killed:
             stopped.append(f"{entry.get('name')} (pid {pid}{f', and {killed - 1} more' if killed > 1 else ''})")
-    containers = data.get("containers") or []
-    docker = shutil.which("docker")
-    if containers and docker:
-        subprocess.run([docker, "rm", "-f", *containers], capture_output=True, timeout=60, env=child_env())
-        stopped += [f"container {c[:12]}" for c in containers]
+    stopped += [f"container {c[:12]}" for c in _remove_containers(data.get("containers") or [])]
     for path in data.get("paths") or []:
         if Path(path).is_dir():
             shutil.rmtree(path, ignore_errors=True)
     return stopped
+
+
+def _remove_containers(ids: list[str]) -> list[str]:
+    """Remove the containers `ids` that still exist, through the Docker SDK; the removed ones."""
+    if not ids:
+        return []
+    try:
+        client = docker.from_env(timeout=60)
+    except DockerException:
+        return []  # no engine answers: its containers are gone with it
+    removed = []
+    try:
+        for container_id in ids:
+            try:
+                client.containers.get(container_id).remove(force=True, v=True)
+                removed.append(container_id)
+            except DockerException:
+                pass  # removed already, or the engine is gone with it
+    finally:
+        client.close()
+    return removed
 
 
 def mark_killed(marker: Path, how: str) -> bool:

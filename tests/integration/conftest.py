@@ -9,7 +9,8 @@ import psutil
 import pytest
 import yaml
 
-from harness.backends.docker import DAEMON_PID
+from harness.backends.choice import choose
+from harness.backends.daemon import DAEMON_PID
 from harness.results.read import load_summary
 from harness.results.schema import EngineResult, FaultResult, Summary
 from harness.run import runner
@@ -84,8 +85,8 @@ def run_workload(data: dict[str, Any], results: Path, backend: str = "local",
     """`data` (a workload's fields) run as `showdown run` runs it; the run folder and its
     summary as every reader sees it (read back from the file, not the writer's object)."""
     wl = workload.parse(data, data["name"])
-    run_dir = runner.run(wl, data["name"], yaml.safe_dump(data, sort_keys=False), results,
-                         keep_records=keep_records, backend=backend)
+    run_dir = runner.run(wl, data["name"], yaml.safe_dump(data, sort_keys=False), results, choose(backend),
+                         keep_records=keep_records)
     no_secret_in(run_dir.path)
     return run_dir.path, load_summary(run_dir.path)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from harness.backends import docker
+from harness.backends import daemon
 from harness.run import compose
 from harness.support.errors import SetupError
 from harness.support.procs import free_ports
@@ -28,7 +28,7 @@ def _get(url: str) -> dict:
 @pytest.fixture
 def stack() -> Iterator[tuple[list[str], compose.Ports]]:
     try:
-        docker.ensure_engine()
+        daemon.ensure_engine()
     except SetupError as e:
         pytest.skip(f"Docker cannot run here: {e}")
     tool = shutil.which("docker-compose")

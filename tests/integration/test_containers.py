@@ -1,12 +1,12 @@
 """The containers backend: the smoke workload through all three architectures with Kafka,
 the processors and the Flink and Spark clusters in containers built here (from a
 bootstrapped Debian base when no registry answers), and each engine's worker container
-(processor, TaskManager, Spark Worker) killed with `docker kill -s KILL` mid-run."""
+(processor, TaskManager, Spark Worker) killed with SIGKILL through the Docker engine mid-run."""
 from __future__ import annotations
 
 import pytest
 
-from harness.backends import docker
+from harness.backends import daemon
 from harness.results.schema import Summary
 from harness.support.errors import SetupError
 from tests.integration.conftest import came_back, exactly_once, finished, run_workload, workload_file
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def containers_runs(tmp_path_factory: pytest.TempPathFactory) -> Summary:
     try:
-        print(f"Docker: {docker.ensure_engine()}")
+        print(f"Docker: {daemon.ensure_engine()}")
     except SetupError as e:
         pytest.skip(f"Docker cannot run here: {e}")
     results = tmp_path_factory.mktemp("results")
@@ -36,7 +36,7 @@ def containers_runs(tmp_path_factory: pytest.TempPathFactory) -> Summary:
             assert summary.metadata.backend.startswith("containers")
             engines += summary.engines
     finally:
-        left = docker.run("ps", "-aq", "--filter", f"label={docker.LABEL}", check=False).split()
+        left = daemon.leftovers()
     assert not left, f"containers left after the run: {left}"
     return summary.model_copy(update={"engines": engines})
 

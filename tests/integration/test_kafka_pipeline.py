@@ -10,6 +10,7 @@ import matplotlib.image
 import pyarrow.parquet as pq
 import pytest
 
+from harness.backends.local import LocalBackend
 from harness.present import report
 from harness.results import layout
 from harness.results.read import load_summary
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Summary]:
     wl, text = workload.load(WORKLOADS / "smoke.yaml")
-    run_dir = runner.run(wl, "workloads/smoke.yaml", text, tmp_path_factory.mktemp("results"), keep_records=True)
+    run_dir = runner.run(wl, "workloads/smoke.yaml", text, tmp_path_factory.mktemp("results"), LocalBackend(),
+                         keep_records=True)
     report.write_report(run_dir)  # as `showdown run` does
     no_secret_in(run_dir.path)
     return run_dir.path, load_summary(run_dir.path)

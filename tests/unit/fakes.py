@@ -98,22 +98,28 @@ class FakeKafka:
 
 @dataclass
 class FakeLauncher:
-    """A Launcher that records what it would start. `backend` decides the addresses, as the
-    local (127.0.0.1) and containers (the alias on the network) launchers do."""
+    """A Launcher that records what it would start. `networked` decides the addresses, as the
+    containers launcher (each process by its alias on a network of its own, the
+    distribution at its path in the image) and the local one (all on 127.0.0.1) do."""
 
     wheel_home: Path = Path("/nonexistent/wheel")
-    backend: str = "local"
+    networked: bool = False
     python: Path = Path("/venvs/engine/bin/python")
     launched: list[Launch] = field(default_factory=list)
+    where: str = "as fakes"
     bind: str = field(init=False)
+    host: str | None = field(init=False)
     home: Path = field(init=False)
+    limits: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.bind = "127.0.0.1" if self.backend == "local" else "0.0.0.0"
-        self.home = self.wheel_home if self.backend == "local" else Path("/opt/engine")
+        self.bind = "0.0.0.0" if self.networked else "127.0.0.1"
+        self.host = None if self.networked else "127.0.0.1"
+        self.home = Path("/opt/engine") if self.networked else self.wheel_home
+        self.limits = self.networked
 
     def address(self, alias: str) -> str:
-        return "127.0.0.1" if self.backend == "local" else alias
+        return alias if self.networked else "127.0.0.1"
 
     def jar(self, jar: Path) -> Path:
         return jar

@@ -10,7 +10,7 @@ from harness.support.paths import PIPELINES, ROOT
 # Lowest first: a module may import from its own layer and the ones before it.
 # results/ holds the schema of what a run produces: the judge fills it, everything after reads it.
 LAYERS = ["support", "provision", "workload", "results", "load", "judge", "backends", "engines", "run", "present",
-          "cli"]
+          "cli", "fixtures"]
 HARNESS = ROOT / "harness"
 
 
@@ -79,3 +79,22 @@ def test_every_engine_kind_has_a_registry_entry_and_back() -> None:
     from harness.workload.engine_options import KINDS
 
     assert set(REGISTRY) == set(KINDS)
+
+
+def test_the_harness_never_runs_the_docker_cli() -> None:
+    """Containers, networks, images and execs go through testcontainers and the Docker SDK
+    (harness/backends/): no argv naming `docker`, no lookup of the CLI, and the base image's
+    bootstrap script leaves the import to the SDK too."""
+    offenders = []
+    for path in HARNESS.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        # ROOT / "docker" is the folder of Dockerfiles, not the command.
+        folders = {id(n.right) for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in folders and \
+                    node.value.split(" ")[0] in ("docker", "/usr/bin/docker"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    bootstrap = ROOT / "docker" / "base" / "bootstrap.sh"
+    offenders += [f"{bootstrap.relative_to(ROOT)}: {line}" for line in bootstrap.read_text().splitlines()
+                  if line.lstrip().startswith("docker ") or "| docker" in line]
+    assert not offenders, offenders

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness import cli
+from harness.backends import choice
 from harness.load.history import RECEIVED
 from harness.present import repeat, report
 from harness.results import layout
@@ -266,7 +267,7 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a run started")
 
     monkeypatch.setattr(runner, "run", started)
-    monkeypatch.setattr(runner, "choose_backend", started)
+    monkeypatch.setattr(choice, "choose", started)
     monkeypatch.setattr(sweep, "run", started)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.backends import daemon
 from harness.present import compare, recommend, repeat, report
 from harness.run import disturbance, sweep
 from harness.run.disturbance import OtherCpu, _Proc
@@ -26,15 +27,15 @@ def test_the_run_is_the_harness_its_descendants_and_with_containers_the_docker_d
     procs = {(pid, 0.0): _Proc(ppid, name, 0.0, 0.0) for pid, ppid, name in [
         (1, 0, "init"), (10, 1, "bash"), (11, 10, "showdown"), (12, 11, "java"), (13, 12, "python"),
         (20, 1, "dockerd"), (21, 1, "containerd-shim"), (22, 21, "java"), (30, 1, "stress")]}
-    assert disturbance.run_pids(procs, 11, docker=False) == {11, 12, 13}
-    assert disturbance.run_pids(procs, 11, docker=True) == {11, 12, 13, 20, 21, 22}
+    assert disturbance.run_pids(procs, 11, frozenset()) == {11, 12, 13}
+    assert disturbance.run_pids(procs, 11, daemon.DAEMONS) == {11, 12, 13, 20, 21, 22}
 
 
 def test_a_process_outside_the_run_that_burns_cpu_disturbs_it() -> None:
     outsider = subprocess.Popen(["sleep", "30"])  # stands for the harness: the burner is not under it
     burner = subprocess.Popen(_burn(1.5))
     try:
-        others = OtherCpu(docker=False, root=outsider.pid)
+        others = OtherCpu(root=outsider.pid)
         others.start()
         time.sleep(1.5)
         d = others.stop()
@@ -50,7 +51,7 @@ def test_a_runs_process_adopted_by_init_stays_the_runs() -> None:
     """A killed Spark Worker leaves its executor to init: it is still the run's. Two samplers
     side by side, one taking another process for the harness: only that one counts it."""
     stranger = subprocess.Popen(["sleep", "30"])
-    ours, theirs = OtherCpu(docker=False), OtherCpu(docker=False, root=stranger.pid)
+    ours, theirs = OtherCpu(), OtherCpu(root=stranger.pid)
     ours.start()
     theirs.start()
     try:
@@ -73,7 +74,7 @@ def test_the_runs_own_short_lived_children_are_not_others() -> None:
     same neighbours: they differ by the child alone."""
     stranger = subprocess.Popen(["sleep", "30"])
     try:
-        ours, theirs = OtherCpu(docker=False), OtherCpu(docker=False, root=stranger.pid)
+        ours, theirs = OtherCpu(), OtherCpu(root=stranger.pid)
         ours.start()
         theirs.start()
         subprocess.run(_burn(1.0), check=True)

@@ -4,6 +4,7 @@ the container limits that follow from the options (README "Engines" and "Workloa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +156,9 @@ def flink_wheel(root: Path) -> Path:
     return root
 
 
-def flink_config(tmp_path: Path, backend: str = "local", settings: FlinkSettings | None = None,
+def flink_config(tmp_path: Path, networked: bool = False, settings: FlinkSettings | None = None,
                  ) -> tuple[FlinkCluster, dict[str, Any]]:
-    launcher = FakeLauncher(wheel_home=flink_wheel(tmp_path / "wheel"), backend=backend)
+    launcher = FakeLauncher(wheel_home=flink_wheel(tmp_path / "wheel"), networked=networked)
     cluster = FlinkCluster(settings or FlinkSettings(1, 2, "1g", "2g", 10_000), launcher, tmp_path / "logs", 2.0)
     cluster.configure(tmp_path / "scratch", rest_port=18081, rpc_port=18082, blob_port=18083)
     return cluster, yaml.safe_load((tmp_path / "scratch" / "conf" / "config.yaml").read_text())
@@ -213,12 +214,14 @@ def test_a_local_flink_cluster_is_on_loopback_with_flink_python_on_its_classpath
 
 
 def test_flink_in_containers_is_reached_by_its_alias_and_taskmanagers_find_their_own_address(tmp_path: Path) -> None:
-    cluster, conf = flink_config(tmp_path, backend="containers")
+    cluster, conf = flink_config(tmp_path, networked=True)
     assert conf["jobmanager"]["rpc"]["address"] == conf["rest"]["address"] == FlinkCluster.JOBMANAGER
     assert conf["jobmanager"]["bind-host"] == conf["taskmanager"]["bind-host"] == "0.0.0.0"
     assert "host" not in conf["taskmanager"]
-    assert not (tmp_path / "scratch" / "lib").exists()  # the image links the jars itself
-    assert "FLINK_LIB_DIR" not in cluster.env() and "FLINK_HOME" not in cluster.env()
+    # The classpath links point into the distribution as the image holds it.
+    lib = tmp_path / "scratch" / "lib"
+    assert os.readlink(lib / "flink-python-2.2.0.jar") == "/opt/engine/opt/flink-python-2.2.0.jar"
+    assert (cluster.env()["FLINK_LIB_DIR"], cluster.env()["FLINK_HOME"]) == (str(lib), "/opt/engine")
 
 
 # The Spark driver

@@ -264,7 +264,7 @@ def test_a_process_under_test_runs_below_the_instrument_in_its_session_too(tmp_p
 def test_replicated_brokers_run_beside_the_instrument_and_the_record_says_so() -> None:
     """Niced, three brokers on 2 cores answered so slowly that the driver's idempotent
     producer spun and kept them starved (docs/probes/replicated-produce.md)."""
-    from harness.results.store import instrument
+    from harness.backends.local import LocalBackend
     from harness.support.procs import engine_nice
     from harness.workload.schema import Workload
 
@@ -272,7 +272,7 @@ def test_replicated_brokers_run_beside_the_instrument_and_the_record_says_so() -
         return Workload.model_validate({"name": "t", "seed": 1, "duration_s": 60, "rate": 100, "users": 100,
                                         "kafka": {"brokers": brokers}})
 
-    one, three = instrument("local", wl(1)), instrument("local", wl(3))
+    one, three = LocalBackend().protection(wl(1)), LocalBackend().protection(wl(3))
     assert one["engine_nice"] == three["engine_nice"] == engine_nice() > 0
     assert one["how"].startswith("the brokers and engines run at niceness")
     assert three["how"].startswith("the engines (not the replicated brokers")

@@ -137,3 +137,27 @@ def test_cli_takes_the_requirements_and_rejects_bad_ones(tmp_path: Path, capsys:
             cli.main(["recommend", *bad])
         assert e.value.code == 2
     assert cli.main(["recommend", "--p99-ms", "500", str(tmp_path / "nothing")]) == 2
+
+
+def test_check_passes_only_when_every_named_engine_meets_every_requirement(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "r", summary(engine(p99=100, faults=[fault(pre_p99=90)]),
+                                            engine("flink", p99=900, faults=[fault(pre_p99=800)])))
+
+    def check(*args: str) -> tuple[int, str]:
+        code = cli.main(["check", *args, str(run)])
+        return code, capsys.readouterr().out
+
+    code, out = check("--p99-ms", "500", "--exactly-once", "--engine", "kafka")
+    assert code == 0 and "check passed: kafka" in out and "flink" not in out
+    code, out = check("--p99-ms", "500", "--exactly-once")  # every engine in the results
+    assert code == 1 and "check failed: flink" in out and "p99 800 ms before the fault > 500 ms" in out
+    code, out = check("--exactly-once", "--engine", "flink")  # latency not asked: exactly-once alone
+    assert code == 0 and "p99" not in out
+    code, out = check("--p99-ms", "500", "--rate", "1000", "--engine", "kafka")  # no sweep: not measured
+    assert code == 1 and "not measured" in out
+    code, out = check("--p99-ms", "500", "--engine", "kafka", "--engine", "spark")
+    assert code == 1 and "not in the given results, which hold kafka, flink" in out
+    assert cli.main(["check", str(run)]) == 2, "no requirement stated"
+    assert "state at least one requirement" in capsys.readouterr().out
+    assert cli.main(["check", "--exactly-once", str(tmp_path / "nothing")]) == 2

@@ -87,9 +87,10 @@ def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Pa
     from harness.run import runner
 
     p99s = iter([100.0, 300.0, 200.0])
+    backends: list[Any] = []
 
-    def fake_run(wl: Any, path: str, text: str, base: Path, engines: Any, keep: bool, backend: str) -> RunDir:
-        assert backend == "local"
+    def fake_run(wl: Any, path: str, text: str, base: Path, backend: Any, engines: Any, keep: bool) -> RunDir:
+        backends.append(backend)
         s = summary(engine(p99=next(p99s)))
         run_dir = RunDir(base, wl.name, s.metadata)
         run_dir.add(s.engines[0])
@@ -100,6 +101,7 @@ def test_run_repeat_writes_one_folder_with_the_runs_and_repeat_json(tmp_path: Pa
     code = cli.main(["run", "-w", str(WORKLOADS / "smoke.yaml"), "--backend", "local", "--repeat", "3",
                      "--results", str(tmp_path)])
     assert code == 0
+    assert backends[0].name == "local" and all(b is backends[0] for b in backends), "chosen once for the set"
     [out] = tmp_path.iterdir()
     assert out.name.endswith("-smoke-x3")
     result = json.loads((out / "repeat.json").read_text())
