@@ -52,7 +52,7 @@ def test_spark_has_an_alive_worker(spark_cluster: SparkCluster) -> None:
 
 
 def test_the_kafka_processors_meet_our_slo(showdown_run: ShowdownRun) -> None:
-    result = showdown_run(SMOKE, engines=["kafka"], duration_s=15, faults=[])
+    result = showdown_run(SMOKE, engines=["kafka"], duration_s=10, faults=[])
     kafka = result["kafka"]
     assert kafka.correctness is not None and kafka.correctness.exactly_once, kafka.correctness
     assert kafka.latency_ms is not None and kafka.latency_ms.p99 is not None
