@@ -188,8 +188,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if unknown:
         raise WorkloadError(
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    lines = sweep.vary(wl, args.vary) if args.vary else None
+    if lines and args.engines and lines[0].row not in engines:
+        raise WorkloadError(f"--vary {args.vary}: {lines[0].row} is not among --engines ({args.engines})")
     backend = choose(args.backend)
-    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report)
+    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report, lines)
     console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
     return 0
 
@@ -340,6 +343,9 @@ def parser() -> argparse.ArgumentParser:
                                       "section: rates, step length, p99 limit)")
     sw.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     sw.add_argument("--engines", help="comma-separated subset of the workload's engines")
+    sw.add_argument("--vary", metavar="ROW.OPTION=V1,V2,...",
+                    help="sweep one row once per value of one of its options, e.g. "
+                         "flink.checkpoint_interval_ms=100,500,1000 (the cost of exactly-once as a curve)")
     sw.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                     help="where Kafka and the engines' clusters run (default: %(default)s)")
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
