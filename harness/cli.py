@@ -177,7 +177,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.backends.choice import choose
-    from harness.present import report
+    from harness.present import charts, report
     from harness.results import layout, store
     from harness.run import sweep
 
@@ -188,12 +188,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if unknown:
         raise WorkloadError(
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
-    lines = sweep.vary(wl, args.vary) if args.vary else None
-    if lines and args.engines and lines[0].row not in engines:
-        raise WorkloadError(f"--vary {args.vary}: {lines[0].row} is not among --engines ({args.engines})")
+    lines = None
+    if args.vary:
+        varied = sweep.vary(wl, args.vary)
+        # Beside the varied row, only the rows --engines names (the floor it is drawn against).
+        lines = [sweep.Line(e) for e in (engines if args.engines else []) if e != varied[0].row] + varied
     backend = choose(args.backend)
     out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report, lines)
     console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
+    if lines:
+        chart = charts.vary(json.loads((out / layout.SWEEP).read_text()), out)
+        if chart:
+            console.print(f"chart: {chart.png}")
     return 0
 
 
@@ -345,7 +351,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--engines", help="comma-separated subset of the workload's engines")
     sw.add_argument("--vary", metavar="ROW.OPTION=V1,V2,...",
                     help="sweep one row once per value of one of its options, e.g. "
-                         "flink.checkpoint_interval_ms=100,500,1000 (the cost of exactly-once as a curve)")
+                         "flink.checkpoint_interval_ms=100,500,1000 (the cost of exactly-once as a curve); "
+                         "--engines then names the rows to run beside it, drawn as its floor")
     sw.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                     help="where Kafka and the engines' clusters run (default: %(default)s)")
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")

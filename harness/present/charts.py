@@ -36,6 +36,7 @@ TITLES = {
     "throughput": "Throughput: offered by the driver vs decisions received",
     "backlog": "Backlog (consumer lag): records sent but not yet decided",
     "recovery": "Faults: output gap and time to recover",
+    "vary": "Latency against the varied option, at the sweep's first rate",
 }
 
 
@@ -285,3 +286,34 @@ def draw(run_dir: Path, summary: Summary, out: Path, warn: Callable[[str], None]
     charts = [_latency_over_time(run_dir, summary, m, out), _cdf(run_dir, summary, m, out),
               _throughput(series, m, out), _backlog(series, m, out), _recovery(summary, out)]
     return [c for c in charts if c]
+
+
+def vary(result: dict[str, Any], out: Path) -> Chart | None:
+    """A varied sweep (sweep.json with `vary`): the varied row's p50 and p99 at the first
+    rate against the option's value, and each other row of the sweep as a dashed floor (the
+    at-least-once rows, say, beside an exactly-once row's checkpoint interval)."""
+    spec = result.get("vary")
+    if not spec:
+        return None
+    first_rate = result["criteria"]["rates"][0]
+    at_first = [s for s in result["steps"] if s["rate"] == first_rate and s.get("p50_ms") is not None]
+    points = [(s["value"], s["p50_ms"], s["p99_ms"]) for s in at_first if s.get("option") == spec["option"]]
+    if not points or not all(isinstance(v, int | float) and not isinstance(v, bool) for v, _, _ in points):
+        return None  # nothing measured, or values with no order to draw (e.g. a mode)
+    points.sort()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    values = [v for v, _, _ in points]
+    ax.plot(values, [p50 for _, p50, _ in points], marker="o", label=f"{spec['row']} p50")
+    ax.plot(values, [p99 for _, _, p99 in points], marker="o", label=f"{spec['row']} p99")
+    floors = [s for s in at_first if s.get("option") is None]
+    for s, colour in zip(floors, ("black", "dimgray", "saddlebrown", "darkslateblue"), strict=False):
+        ax.axhline(s["p50_ms"], linestyle="--", linewidth=1, color=colour, label=f"{s['engine']} p50")
+        ax.axhline(s["p99_ms"], linestyle=":", linewidth=1, color=colour, label=f"{s['engine']} p99")
+    if min(values) > 0:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{spec['row']}.{spec['option']}")
+    ax.set_ylabel(f"latency ms at {first_rate:,g} ev/s")
+    _legend(ax, "upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, "vary", out)

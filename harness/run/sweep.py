@@ -175,8 +175,9 @@ def _result(wl: Workload, backend: str, steps: list[Step], lines: list[Line] | N
         best.setdefault(st.engine, None)
         if st.sustainable:
             best[st.engine] = st
-    varied = {"vary": {"row": lines[0].row, "option": lines[0].option, "values": [line.value for line in lines]}} \
-        if lines else {}
+    varied_lines = [line for line in lines or [] if line.option is not None]
+    varied = {"vary": {"row": varied_lines[0].row, "option": varied_lines[0].option,
+                       "values": [line.value for line in varied_lines]}} if varied_lines else {}
     return {"workload": wl.name, "backend": backend, "criteria": wl.sweep.model_dump(), **varied,
             "sustainable": {e: (asdict(s) if s else None) for e, s in best.items()},
             "steps": [asdict(s) for s in steps]}

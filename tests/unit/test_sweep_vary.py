@@ -1,9 +1,12 @@
 """`showdown sweep --vary ROW.OPTION=V1,V2,...`: one line per value of one row's option."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from rich.console import Console
 
+from harness.present import charts
 from harness.run import sweep
 from harness.run.sweep import Line
 from harness.support.errors import WorkloadError
@@ -63,3 +66,21 @@ def test_a_varied_sweep_shows_each_line_at_the_first_rate_and_its_ceiling() -> N
     assert "150" in row_100 and "300" in row_100 and "1,000: p99 over" in row_100
     row_1000 = next(line for line in out.splitlines() if "interval_ms=1000" in line)
     assert "≥ 1,000" in row_1000 and "900" in row_1000
+
+
+def test_the_chart_draws_the_varied_row_against_the_value_and_the_other_rows_as_its_floor(tmp_path: Path) -> None:
+    def step(engine: str, value: object, p50: float) -> dict[str, object]:
+        varied = value is not None
+        return {"engine": engine, "rate": 500, "sustainable": True, "why_not": "", "p50_ms": p50, "p99_ms": p50 * 2,
+                "option": "checkpoint_interval_ms" if varied else None, "value": value}
+
+    steps = [step("flink:at-least-once", None, 90.0), *(step(f"flink checkpoint_interval_ms={v}", v, v * 1.5)
+                                                       for v in (1000, 100, 500))]
+    result = {"criteria": {"rates": [500]}, "steps": steps,
+              "vary": {"row": "flink", "option": "checkpoint_interval_ms", "values": [1000, 100, 500]}}
+    chart = charts.vary(result, tmp_path)
+    assert chart is not None and chart.png == tmp_path / "vary.png" and chart.png.stat().st_size > 0
+    assert "flink:at-least-once p50" in chart.svg and "checkpoint_interval_ms" in chart.svg
+    modes = {**result, "steps": [{**s, "value": "thread"} for s in steps[1:]]}
+    assert charts.vary(modes, tmp_path) is None, "a mode has no order to draw along"
+    assert charts.vary({k: v for k, v in result.items() if k != "vary"}, tmp_path) is None
