@@ -30,6 +30,7 @@ from harness.results.store import RunDir
 from harness.run import runner
 from harness.support.console import console
 from harness.support.errors import WorkloadError
+from harness.support.names import safe_name
 from harness.workload.engine_options import KINDS, kind
 from harness.workload.schema import Workload
 
@@ -125,6 +126,7 @@ def step_changes(wl: Workload, rate: float, line: Line | None = None) -> dict[st
                                "warmup_s": s.warmup_s, "faults": [], "phases": []}
     if line is not None and line.option is not None:
         changes["engines"] = {**wl.engines, line.row: {**(wl.engines[line.row] or {}), line.option: line.value}}
+        changes["name"] += f"-{safe_name(f'{line.option}-{line.value}')}"  # each value's run folders apart
     return changes
 
 

@@ -45,7 +45,9 @@ def test_a_steps_workload_sets_the_lines_value_on_its_row_only() -> None:
     step = wl.model_copy(update=changes)
     assert step.engines["flink"] == {"parallelism": 1, "checkpoint_interval_ms": 250}
     assert step.engines["kafka"] == {} and step.rate == 500 and step.faults == []
+    assert step.name == "t-500-checkpoint-interval-ms-250", "each value's run folders apart"
     assert "engines" not in sweep.step_changes(wl, 500, Line("flink"))
+    assert sweep.step_changes(wl, 500, Line("flink"))["name"] == "t-500"
 
 
 def test_a_varied_sweep_shows_each_line_at_the_first_rate_and_its_ceiling() -> None:
