@@ -188,15 +188,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if unknown:
         raise WorkloadError(
             f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
-    lines = None
+    lines = [sweep.Line(e) for e in engines]
     if args.vary:
         varied = sweep.vary(wl, args.vary)
         # Beside the varied row, only the rows --engines names (the floor it is drawn against).
-        lines = [sweep.Line(e) for e in (engines if args.engines else []) if e != varied[0].row] + varied
+        lines = [line for line in lines if args.engines and line.row != varied[0].row] + varied
     backend = choose(args.backend)
-    out = sweep.run(wl, str(args.workload), text, Path(args.results), engines, backend, report.write_report, lines)
+    out = sweep.run(wl, str(args.workload), text, Path(args.results), lines, backend, report.write_report)
     console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
-    if lines:
+    if args.vary:
         chart = charts.vary(json.loads((out / layout.SWEEP).read_text()), out)
         if chart:
             console.print(f"chart: {chart.png}")

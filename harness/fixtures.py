@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import yaml
@@ -82,29 +82,38 @@ def showdown_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         guard.release()
 
 
+class _Cluster(Protocol):
+    def start(self, timeout_s: float = ...) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Cluster)
+
+
+def _started(cluster: C) -> Iterator[C]:
+    """`cluster` started for the fixture's scope, and stopped at its end, pass or fail (also
+    when it failed to start: stop undoes what a start left)."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="module")
 def kafka_cluster(showdown_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """A Kafka cluster (KRaft, the pinned version, one broker) on the session's backend:
     `.bootstrap` from this host, `.create_topics(...)`, `.admin()`."""
-    kafka = showdown_backend.kafka(KafkaSettings(), tmp_path_factory.mktemp("kafka-logs"))
-    try:
-        kafka.start()
-        yield kafka
-    finally:
-        kafka.stop()
+    yield from _started(showdown_backend.kafka(KafkaSettings(), tmp_path_factory.mktemp("kafka-logs")))
 
 
 @pytest.fixture(scope="module")
 def flink_cluster(kafka_cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
     """A Flink session cluster beside `kafka_cluster`, as the `flink` engine runs it with
     default options: `.rest` is its REST API from this host."""
-    cluster = flink.cluster(FlinkOptions(), kafka_cluster, tmp_path_factory.mktemp("flink-logs"),
-                            venvs.ensure("flink", runtime("flink")))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _started(flink.cluster(FlinkOptions(), kafka_cluster, tmp_path_factory.mktemp("flink-logs"),
+                                      venvs.ensure("flink", runtime("flink"))))
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +121,8 @@ def spark_cluster(kafka_cluster: KafkaCluster, tmp_path_factory: pytest.TempPath
     """A Spark standalone cluster beside `kafka_cluster`, as the `spark` engine runs it with
     default options: `.url` is its master, `.state()` the master's JSON."""
     python = venvs.ensure("spark", runtime("spark"))
-    cluster = spark.cluster(SparkOptions(), kafka_cluster, tmp_path_factory.mktemp("spark-logs"), python,
-                            spark.connector_jars(python))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _started(spark.cluster(SparkOptions(), kafka_cluster, tmp_path_factory.mktemp("spark-logs"), python,
+                                      spark.connector_jars(python)))
 
 
 ShowdownRun = Callable[..., RunResult]

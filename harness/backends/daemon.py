@@ -12,12 +12,12 @@ import shutil
 from functools import cache
 from pathlib import Path
 
+import docker
 import psutil
+from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound
 from testcontainers.core.config import testcontainers_config
 
-import docker
-from docker import DockerClient
 from harness.support import procs
 from harness.support.errors import SetupError
 from harness.support.paths import CACHE

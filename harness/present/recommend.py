@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,22 +237,35 @@ def notes(engine: str, ev: Evidence) -> list[str]:
     return out
 
 
-def print_recommendation(req: Requirements, ev: Evidence, console: Console) -> None:
+def _say(console: Console) -> Callable[..., None]:
     # No emoji codes: an engine label like `flink:thread:` would print as a picture.
-    say = functools.partial(console.print, highlight=False, emoji=False)
-    verdicts = judge(req, ev)
-    if not verdicts:
-        raise ResultsError("the given folders hold no engine result: nothing to recommend from")
+    return functools.partial(console.print, highlight=False, emoji=False)
+
+
+def _print_verdicts(verdicts: dict[str, list[Verdict]], ev: Evidence, say: Callable[..., None]) -> None:
+    """The requirements and the evidence, then each engine's verdicts and notes; an engine
+    the evidence lacks is named as such."""
+    present = ev.engines()
     asked = [v.requirement for v in next(iter(verdicts.values()))]
     say(f"Requirements: {', '.join(asked)}. Evidence: {len(ev.runs)} run(s), {len(ev.sweeps)} sweep(s).")
     width = max(len(v.requirement) for vs in verdicts.values() for v in vs)
     for engine, vs in verdicts.items():
         say(f"\n[bold]{escape(engine)}[/]")
+        if engine not in present:
+            say(f"  [yellow]not in the given results, which hold {escape(', '.join(present))}[/]")
         for v in vs:
             status = style(f"{v.status:<12}", STATUS_STYLE[v.status], "rich")
             say(f"  {v.requirement:<{width}}  {status}  {escape(v.why)}")
-        for line in notes(engine, ev):
+        for line in notes(engine, ev) if engine in present else []:
             say(f"  [yellow]{escape(line)}[/]")
+
+
+def print_recommendation(req: Requirements, ev: Evidence, console: Console) -> None:
+    say = _say(console)
+    verdicts = judge(req, ev)
+    if not verdicts:
+        raise ResultsError("the given folders hold no engine result: nothing to recommend from")
+    _print_verdicts(verdicts, ev, say)
     # Passthrough decides nothing: it can meet every figure and still not do the job.
     winners = [e for e, vs in verdicts.items()
                if all(v.status == MEETS for v in vs) and not applies_no_rules(e, ev)]
@@ -263,28 +277,16 @@ def print_recommendation(req: Requirements, ev: Evidence, console: Console) -> N
             "results that measure it)")
 
 
-
 def check(req: Requirements, ev: Evidence, engines: list[str], console: Console) -> bool:
     """`showdown check`: prints the verdicts of each of `engines` (every engine in the
     evidence when empty) by the rules of `recommend`; True when every one meets every
     requirement. Not measured is not met, and an engine the evidence lacks meets nothing."""
-    say = functools.partial(console.print, highlight=False, emoji=False)
+    say = _say(console)
     present = ev.engines()
     if not present:
         raise ResultsError("the given folders hold no engine result: nothing to check")
     verdicts = {e: verdicts_of(req, e, ev) for e in engines or present}
-    say(f"Requirements: {', '.join(v.requirement for v in next(iter(verdicts.values())))}. "
-        f"Evidence: {len(ev.runs)} run(s), {len(ev.sweeps)} sweep(s).")
-    width = max(len(v.requirement) for vs in verdicts.values() for v in vs)
-    for engine, vs in verdicts.items():
-        say(f"\n[bold]{escape(engine)}[/]")
-        if engine not in present:
-            say(f"  [yellow]not in the given results, which hold {escape(', '.join(present))}[/]")
-        for v in vs:
-            status = style(f"{v.status:<12}", STATUS_STYLE[v.status], "rich")
-            say(f"  {v.requirement:<{width}}  {status}  {escape(v.why)}")
-        for line in notes(engine, ev) if engine in present else []:
-            say(f"  [yellow]{escape(line)}[/]")
+    _print_verdicts(verdicts, ev, say)
     failing = [e for e, vs in verdicts.items() if any(v.status != MEETS for v in vs)]
     say()
     if failing:

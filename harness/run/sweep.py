@@ -130,14 +130,13 @@ def step_changes(wl: Workload, rate: float, line: Line | None = None) -> dict[st
     return changes
 
 
-def run(wl: Workload, workload_path: str, text: str, results_base: Path, engine_names: list[str],
-        backend: Backend, finish_step: Callable[[RunDir], None] = lambda _: None,
-        lines: list[Line] | None = None) -> Path:
-    """`finish_step` runs on each step's folder once it is written (the CLI draws its report);
-    `lines` (from `vary`) replace `engine_names`."""
+def run(wl: Workload, workload_path: str, text: str, results_base: Path, lines: list[Line],
+        backend: Backend, finish_step: Callable[[RunDir], None] = lambda _: None) -> Path:
+    """Each of `lines` (`Line(row)`, or the lines of `vary`) in turn, up the rates;
+    `finish_step` runs on each step's folder once it is written (the CLI draws its report)."""
     out = layout.new_folder(results_base, f"{wl.name}-sweep")
     steps: list[Step] = []
-    for line in lines or [Line(name) for name in engine_names]:
+    for line in lines:
         for rate in wl.sweep.rates:
             changes = step_changes(wl, rate, line)
             step_wl = wl.model_copy(update=changes)  # each value was checked by `vary`
@@ -171,13 +170,13 @@ def _step(run_dir: RunDir, wl: Workload, line: Line, rate: float) -> Step:
         disturbed=e.disturbed, option=line.option, value=line.value)
 
 
-def _result(wl: Workload, backend: str, steps: list[Step], lines: list[Line] | None = None) -> dict[str, Any]:
+def _result(wl: Workload, backend: str, steps: list[Step], lines: list[Line]) -> dict[str, Any]:
     best: dict[str, Step | None] = {}
     for st in steps:
         best.setdefault(st.engine, None)
         if st.sustainable:
             best[st.engine] = st
-    varied_lines = [line for line in lines or [] if line.option is not None]
+    varied_lines = [line for line in lines if line.option is not None]
     varied = {"vary": {"row": varied_lines[0].row, "option": varied_lines[0].option,
                        "values": [line.value for line in varied_lines]}} if varied_lines else {}
     return {"workload": wl.name, "backend": backend, "criteria": wl.sweep.model_dump(), **varied,

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import docker
 import psutil
 from docker.errors import DockerException
 
-import docker
 from harness.support.env import child_env
 from harness.support.paths import CACHE, ROOT
 

@@ -21,7 +21,7 @@ def test_sweep_finds_the_rates_the_kafka_engine_sustains(tmp_path: Path) -> None
     data = workload_file("smoke", name="smoke-sweep", engines={"kafka": {"parallelism": 2}},
                          sweep={"rates": [200, 1000], "duration_s": 12, "warmup_s": 3, "p99_limit_ms": 2000})
     wl = workload.parse(data, "smoke-sweep")
-    out = sweep.run(wl, "smoke-sweep", yaml.safe_dump(data), tmp_path, ["kafka"], LocalBackend())
+    out = sweep.run(wl, "smoke-sweep", yaml.safe_dump(data), tmp_path, [sweep.Line("kafka")], LocalBackend())
     result = json.loads((out / layout.SWEEP).read_text())
     steps = result["steps"]
     assert [s["rate"] for s in steps] == [200, 1000]
