@@ -38,8 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
     if args.repeat > 1:
         return _run_repeated(args, wl, text, engines)
-    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), choose(args.backend), engines,
-                         args.keep_records)
+    run_dir = runner.run(wl, str(args.workload), text, Path(args.results), choose(args.backend, args.cluster),
+                         engines, args.keep_records)
     report.write_report(run_dir)
     console.print()
     report.print_summary(run_dir.summary, console)
@@ -55,7 +55,7 @@ def _run_repeated(args: argparse.Namespace, wl: Workload, text: str, engines: li
     from harness.run import runner
 
     # Chosen once: every run of the set on the same backend.
-    backend = choose(args.backend)
+    backend = choose(args.backend, args.cluster)
     out = layout.new_folder(Path(args.results), f"{wl.name}-x{args.repeat}")
     runs: list[tuple[str, Summary]] = []
     for i in range(args.repeat):
@@ -193,7 +193,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         varied = sweep.vary(wl, args.vary)
         # Beside the varied row, only the rows --engines names (the floor it is drawn against).
         lines = [line for line in lines if args.engines and line.row != varied[0].row] + varied
-    backend = choose(args.backend)
+    backend = choose(args.backend, args.cluster)
     out = sweep.run(wl, str(args.workload), text, Path(args.results), lines, backend, report.write_report)
     console.print(f"\nsweep: {out / layout.SWEEP} (each step's run folder beside it)")
     if args.vary:
@@ -302,6 +302,12 @@ def _requirements(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="run, repeat or sweep folders")
 
 
+def _cluster_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="FILE",
+                   help="run on services that already exist, as this cluster file describes them (README, "
+                        "\"Existing clusters\"), instead of starting any")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="showdown", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -309,10 +315,11 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a workload against its engines and print the comparison table")
     r.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
     r.add_argument("--engines", help="comma-separated subset of the workload's engines")
-    r.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+    r.add_argument("--backend", choices=BACKEND_CHOICES,
                    help="where Kafka and the engines' clusters run: local processes, or containers built "
                         "here; auto: containers when a Docker engine answers or can be started, else local "
-                        "(default: %(default)s)")
+                        "(default: auto)")
+    _cluster_option(r)
     r.add_argument("--results", default=str(RESULTS), help="folder for run output (default: %(default)s)")
     r.add_argument("--keep-records", action="store_true",
                    help="also write per engine an audit archive in Parquet: the inputs with where they landed, "
@@ -353,8 +360,9 @@ def parser() -> argparse.ArgumentParser:
                     help="sweep one row once per value of one of its options, e.g. "
                          "flink.checkpoint_interval_ms=100,500,1000 (the cost of exactly-once as a curve); "
                          "--engines then names the rows to run beside it, drawn as its floor")
-    sw.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                    help="where Kafka and the engines' clusters run (default: %(default)s)")
+    sw.add_argument("--backend", choices=BACKEND_CHOICES,
+                    help="where Kafka and the engines' clusters run (default: auto)")
+    _cluster_option(sw)
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
     _engine_nice_option(sw)
     sw.set_defaults(func=cmd_sweep)

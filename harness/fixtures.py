@@ -37,8 +37,10 @@ from harness.workload.schema import KafkaSettings
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("showdown", "Stream Showdown's clusters and runs")
-    group.addoption("--showdown-backend", choices=CHOICES, default="auto",
-                    help="where the showdown fixtures' clusters run (default: %(default)s, as for `showdown run`)")
+    group.addoption("--showdown-backend", choices=CHOICES, default=None,
+                    help="where the showdown fixtures' clusters run (default: auto, as for `showdown run`)")
+    group.addoption("--showdown-cluster", metavar="FILE", default=None,
+                    help="run showdown_run and kafka_cluster on the existing services of this cluster file")
     group.addoption("--showdown-results", metavar="DIR", default=None,
                     help="where showdown_run writes its run folders (default: a pytest temporary folder)")
 
@@ -73,7 +75,7 @@ def showdown_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         print(line)
     guard.guard()
     try:
-        backend = choose(str(request.config.getoption("showdown_backend")))
+        backend = choose(request.config.getoption("showdown_backend"), request.config.getoption("showdown_cluster"))
         for line in backend.begin():
             print(line)
         yield backend

@@ -55,6 +55,18 @@ class Launcher(Protocol):
 class KafkaCluster(Protocol):
     bootstrap: str  # host:port list reachable from this host
     engine_bootstrap: str  # the same brokers as the engine's own processes reach them
+    processor_bootstrap: str  # the same again, as what launch_python starts reaches them
+    # Every consumer group, transactional id and job a run creates is named `<names>-...`:
+    # unique per cluster, so that on a cluster the run did not start it can find what it made.
+    names: str
+
+    @property
+    def client(self) -> dict[str, str]: ...  # the harness's clients' settings: bootstrap.servers, TLS, SASL
+
+    @property
+    def engine_client(self) -> dict[str, str]: ...  # the engines' own settings beside their bootstrap
+
+    def topics(self, settings: KafkaSettings) -> KafkaSettings: ...  # the workload's topics as named here
 
     def launch_python(self, name: str, script: Path, args: Sequence[str], log: Path, env: Mapping[str, str],
                       cpus: float, memory_mb: int) -> Worker:
@@ -73,9 +85,9 @@ class KafkaCluster(Protocol):
 
     def create_topics(self, partitions: int, names: list[str], config: dict[str, str] | None = None) -> None: ...
 
-    def cpu_seconds(self) -> float: ...
+    def cpu_seconds(self) -> float | None: ...  # None: not measured (a cluster the run did not start)
 
-    def kill_broker(self, instance: int) -> str: ...  # SIGKILL, as a fault; returns what was hit
+    def kill_broker(self, instance: int) -> str: ...  # a fault; returns what was hit
 
     def restart_broker(self, instance: int) -> None: ...  # the same node again, on its data
 
@@ -102,6 +114,14 @@ class Backend(Protocol):
 
     def begin(self) -> list[str]:
         """Before each run: what a crashed run left behind is removed; returns a line each."""
+        ...
+
+    # The cluster file the run uses, as recorded with the results (redacted); None when
+    # the backend starts its own clusters.
+    cluster: dict[str, Any] | None
+
+    def check(self, wl: Workload, rows: list[str]) -> None:
+        """Refuse (WorkloadError) rows or faults this backend cannot run, before anything starts."""
         ...
 
     def kafka(self, settings: KafkaSettings, log_dir: Path) -> KafkaCluster: ...

@@ -82,6 +82,22 @@ class Brokers:
         self.nodes: dict[int, Worker] = {}  # node id -> its current process or container
         self._admin: AdminClient | None = None
         self._killed: set[str] = set()  # idents of the brokers a fault killed
+        self.names = f"showdown-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def client(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.bootstrap}
+
+    @property
+    def engine_client(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def processor_bootstrap(self) -> str:
+        return self.engine_bootstrap  # the processors run where the engines' processes run
+
+    def topics(self, settings: KafkaSettings) -> KafkaSettings:
+        return settings  # the cluster is the run's own
 
     def start_node(self, node: int) -> None:
         """Start `node` (again) on its data folder."""
@@ -307,6 +323,7 @@ class LocalBackend:
 
     name = "local"
     daemons: frozenset[str] = frozenset()
+    cluster = None
 
     def __init__(self, why: str = "asked for") -> None:
         self.why = why
@@ -316,6 +333,9 @@ class LocalBackend:
 
     def begin(self) -> list[str]:
         return []
+
+    def check(self, wl: Workload, rows: list[str]) -> None:
+        pass  # every row and fault runs here
 
     def kafka(self, settings: KafkaSettings, log_dir: Path) -> LocalKafka:
         return LocalKafka(settings, log_dir)

@@ -14,7 +14,9 @@ class EngineContext:
     workload: Workload
     kafka: KafkaCluster
     log_dir: Path  # the run's folder for this engine's logs
-    run_id: str  # unique per run: names consumer groups and transactional ids
+    # The start of every name the engine creates on Kafka (consumer groups, transactional
+    # ids) and of its job's name: unique per run (KafkaCluster.names).
+    names: str
 
 
 class Engine(Protocol):

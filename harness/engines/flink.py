@@ -72,8 +72,8 @@ class FlinkEngine:
         self._config = {
             "engine": self.name, "bootstrap": ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
-            "group_id": f"showdown-{self.name}-{ctx.run_id}", "job_name": f"showdown-{self.name}",
-            "transactional_id_prefix": f"showdown-{self.name}-{ctx.run_id}",
+            "group_id": f"{ctx.names}-{self.name}", "job_name": f"{ctx.names}-{self.name}",
+            "transactional_id_prefix": f"{ctx.names}-{self.name}",
             "rules": wl.pipeline_rules(), "windows": wl.pipeline_windows(),
             "parallelism": o.parallelism, "execution_mode": o.execution_mode,
             "delivery": o.delivery, "checkpoint_interval_ms": o.checkpoint_interval_ms,

@@ -102,9 +102,9 @@ class SparkEngine:
             ctx.kafka.create_topics(1, [commit_topic, *([windows_commit_topic] if wl.windows else [])])
         self._progress = ctx.log_dir / f"{self.name}-progress.jsonl"
         self._config = {
-            "engine": self.name, "app_name": f"showdown-{self.name}", "bootstrap": ctx.kafka.engine_bootstrap,
+            "engine": self.name, "app_name": f"{ctx.names}-{self.name}", "bootstrap": ctx.kafka.engine_bootstrap,
             "input_topic": wl.kafka.transactions_topic, "output_topic": wl.kafka.decisions_topic,
-            "commit_topic": commit_topic, "transactional_id": f"showdown-{self.name}-{ctx.run_id}",
+            "commit_topic": commit_topic, "transactional_id": f"{ctx.names}-{self.name}",
             "transaction_timeout_ms": o.transaction_timeout_ms, "rules": wl.pipeline_rules(),
             "sink": o.sink, "trigger_interval_ms": o.trigger_interval_ms,
             "checkpoint": str(self.cluster.scratch / "checkpoint"), "progress_file": str(self._progress),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import resource
 import time
-import uuid
 from dataclasses import dataclass
 from multiprocessing import Queue
 from multiprocessing.synchronize import Event
@@ -28,7 +27,8 @@ from harness.support.stats import percentiles
 
 @dataclass(frozen=True)
 class CollectorPlan:
-    bootstrap: str
+    client: dict[str, str]  # bootstrap.servers and the cluster's own settings (TLS, SASL)
+    group: str  # its consumer group: the run's names come first on a cluster it did not start
     topic: str
     out: Path  # .npy of RECEIVED rows, written when stopped
     # The windows output, read by the same consumer: its topic and its .npy of WINDOW_RECEIVED rows.
@@ -36,10 +36,10 @@ class CollectorPlan:
     windows_out: Path | None = None
 
 
-def consumer_config(bootstrap: str) -> dict[str, Any]:
+def consumer_config(client: dict[str, str], group: str) -> dict[str, Any]:
     return {
-        "bootstrap.servers": bootstrap,
-        "group.id": f"showdown-collector-{uuid.uuid4().hex[:8]}",
+        **client,
+        "group.id": group,
         "isolation.level": "read_committed",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
@@ -82,7 +82,7 @@ def _window_row(value: bytes, recv_ns: int, partition: int, offset: int) -> tupl
 def run(plan: CollectorPlan, stats: Queue[CollectorMessage], stop: Event) -> None:
     """Process entry point: collects until `stop` is set, a CollectorTick per second, then
     saves the history and reports CollectorDone."""
-    consumer = Consumer(consumer_config(plan.bootstrap))
+    consumer = Consumer(consumer_config(plan.client, plan.group))
     topics = [plan.topic, *([plan.windows_topic] if plan.windows_topic else [])]
     consumer.subscribe(topics, on_assign=lambda c, parts: stats.put(Ready(len(parts))))
     rows: list[tuple[int, ...]] = []

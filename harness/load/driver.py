@@ -27,9 +27,10 @@ SCHEDULE_TOLERANCE = 0.001
 TICK_NS = 1_000_000
 
 
-def producer_config(bootstrap: str, linger_ms: float) -> dict[str, Any]:
+def producer_config(client: dict[str, str], linger_ms: float) -> dict[str, Any]:
+    """`client`: bootstrap.servers and the cluster's own settings (TLS, SASL)."""
     return {
-        "bootstrap.servers": bootstrap,
+        **client,
         "enable.idempotence": True,
         "linger.ms": linger_ms,
         "queue.buffering.max.messages": 2_000_000,
@@ -39,7 +40,7 @@ def producer_config(bootstrap: str, linger_ms: float) -> dict[str, Any]:
     }
 
 
-def run(bootstrap: str, wl: Workload, stats: Queue[DriverMessage], start: Queue[LoadStart]) -> None:
+def run(client: dict[str, str], wl: Workload, stats: Queue[DriverMessage], start: Queue[LoadStart]) -> None:
     """Process entry point: generates the records, reports Ready, waits for the start
     instant, then sends the whole schedule, a DriverTick per second, and a DriverReport."""
     records = generate(wl)
@@ -55,7 +56,7 @@ def run(bootstrap: str, wl: Workload, stats: Queue[DriverMessage], start: Queue[
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({**producer_config(bootstrap, wl.driver.linger_ms),
+    producer = Producer({**producer_config(client, wl.driver.linger_ms),
                          "delivery.report.only.error": True, "on_delivery": on_error, "error_cb": on_error})
     topic = wl.kafka.transactions_topic
     produce = producer.produce

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -42,10 +41,10 @@ def landed(records: Iterable[tuple[int, int, bytes | None]], n: int, topic: str)
     return partition, offset
 
 
-def read(bootstrap: str, topic: str, n: int, stall_s: float = STALL_S) -> tuple[np.ndarray, np.ndarray]:
+def read(client: dict[str, str], group: str, topic: str, n: int, stall_s: float = STALL_S
+         ) -> tuple[np.ndarray, np.ndarray]:
     """`landed` over the whole of `topic`, as far as each partition reached when called."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"showdown-archive-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
+    consumer = Consumer({**client, "group.id": group, "enable.auto.commit": False})
     try:
         return landed(_whole(consumer, topic, stall_s), n, topic)
     except KafkaException as e:

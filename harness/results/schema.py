@@ -16,7 +16,9 @@ from harness.workload.schema import Fault, Workload
 # 3: recovery as the start of the first stable stretch outside the output gap, counting
 # records never decided (docs/spec.md, section 4), with the worst p99 after it; each
 # row's disturbance; the machine's load, kernel, governor and cgroup limit.
-FORMAT_VERSION = 3
+# 4: runs on existing clusters: the cluster file (redacted) in the metadata, and the
+# brokers' CPU may be not measured (null).
+FORMAT_VERSION = 4
 
 
 class Model(BaseModel):
@@ -118,10 +120,11 @@ class FaultResult(Model):
 
 class CpuSeconds(Model):
     engine: float
-    kafka: float
+    # None: not measured (brokers the run did not start, and no `cpu` command for them).
+    kafka: float | None
     # From the load's start to the drain's end: without start-up and JIT warm-up.
     engine_load: float
-    kafka_load: float
+    kafka_load: float | None
     driver: float
     collector: float
 
@@ -203,6 +206,9 @@ class Metadata(Model):
     # How the load driver and the collector were kept from being starved by what they
     # measure (README, "Protecting the instrument"); {} in results before format 3.
     instrument: dict[str, Any] = {}
+    # A run on existing clusters (--cluster): the cluster file as given, secrets redacted
+    # (format 4).
+    cluster: dict[str, Any] | None = None
 
 
 class Summary(Model):

@@ -65,13 +65,14 @@ def machine() -> dict[str, Any]:
 
 
 def metadata(workload_path: str, workload_text: str, wl: Workload, backend: str, backend_note: str,
-             instrument: dict[str, Any]) -> Metadata:
-    """`instrument`: how the backend keeps the driver and collector from being starved."""
+             instrument: dict[str, Any], cluster: dict[str, Any] | None = None) -> Metadata:
+    """`instrument`: how the backend keeps the driver and collector from being starved;
+    `cluster`: the cluster file of a run on existing clusters, redacted."""
     return Metadata(
         versions={**harness_versions(), "pinned": pinned()}, backend=backend, backend_note=backend_note,
         machine=machine(),
         workload=RecordedWorkload(path=workload_path, seed=wl.seed, text=workload_text, parsed=wl),
-        git=git_commit(), command=list(sys.argv), instrument=instrument,
+        git=git_commit(), command=list(sys.argv), instrument=instrument, cluster=cluster,
     )
 
 

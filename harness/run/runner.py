@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,13 +150,14 @@ class EngineRun:
                  records: list[Txn], oracle: list[Decision], windows_expected: WindowsExpected | None,
                  keep_records: bool, backend: Backend) -> None:
         self.name = name
-        self.wl = wl
         self.run_dir = run_dir
         self.records = records
         self.oracle = oracle
         self.keep_records = keep_records
         self.log_dir = layout.engine_logs(run_dir.path, name)
         self.kafka: KafkaCluster = backend.kafka(wl.kafka, self.log_dir)
+        # On a cluster the run did not start, the topics carry the run's names.
+        self.wl = wl.model_copy(update={"kafka": self.kafka.topics(wl.kafka)})
         self.engine = engines.create(name, options)
         # Only the pipelines that apply the rules keep the windows (passthrough copies records).
         self.windows_expected = windows_expected if self.engine.applies_rules else None
@@ -167,7 +167,7 @@ class EngineRun:
         self.state = LiveState(name, expected=len(records),
                                windows_expected=len(self.windows_expected.required) if self.windows_expected else 0)
         self.events: list[str] = []
-        self.cpu_load: dict[str, float] = {}
+        self.cpu_load: dict[str, float | None] = {}
         self.backend = backend
         self.disturbance: Disturbance | None = None
 
@@ -182,7 +182,7 @@ class EngineRun:
                                                        *([wl.kafka.windows_topic] if self.windows_expected else [])])
         t0 = time.monotonic()
         with console.status(f"Deploying the {self.name} pipeline"):
-            self.engine.start(EngineContext(wl, self.kafka, self.log_dir, uuid.uuid4().hex[:8]))
+            self.engine.start(EngineContext(wl, self.kafka, self.log_dir, self.kafka.names))
         setup["engine_start_s"] = round(time.monotonic() - t0, 2)
         console.print(f"[green]✓[/] {self.name} pipeline running in {setup['engine_start_s']:.1f} s")
 
@@ -193,11 +193,12 @@ class EngineRun:
         start_q: mp.Queue[LoadStart] = self.mp.Queue()
         stop = self.mp.Event()
         coll = self.mp.Process(target=collector.run, name="collector",
-                               args=(collector.CollectorPlan(self.kafka.bootstrap, wl.kafka.decisions_topic, out_file,
+                               args=(collector.CollectorPlan(self.kafka.client, f"{self.kafka.names}-collector",
+                                                             wl.kafka.decisions_topic, out_file,
                                                              wl.kafka.windows_topic if windows_file else None,
                                                              windows_file), cstats, stop))
         drv = self.mp.Process(target=driver.run, name="driver",
-                              args=(self.kafka.bootstrap, wl, dstats, start_q))
+                              args=(self.kafka.client, wl, dstats, start_q))
         self.procs = [coll, drv]
         coll.start()
         drv.start()
@@ -217,12 +218,13 @@ class EngineRun:
         self.nemesis.stop()
         cpu_after = self._cpu_now()
         self.disturbance = others.stop()
-        self.cpu_load = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
+        self.cpu_load = {k: None if a is None or b is None else round(a - b, 2)
+                         for k, (a, b) in ((k, (cpu_after[k], cpu_before[k])) for k in cpu_before)}
         received = np.load(out_file)
         window_results = np.load(windows_file) if windows_file else None
         return self._judge(setup, start, end_ns, report, collected, received, window_results)
 
-    def _cpu_now(self) -> dict[str, float]:
+    def _cpu_now(self) -> dict[str, float | None]:
         """CPU seconds so far of the engine and the brokers, freshly sampled."""
         for p in procs.live():
             p.sample_cpu()
@@ -312,7 +314,7 @@ class EngineRun:
             windows=v.windows, recovery=v.recovery,
             cpu_seconds=CpuSeconds(
                 engine=round(self.engine.cpu_seconds(), 2),
-                kafka=round(self.kafka.cpu_seconds(), 2),
+                kafka=_rounded(self.kafka.cpu_seconds()),
                 # From the load's start to the drain's end: without start-up and JIT warm-up,
                 # what the work itself cost.
                 engine_load=self.cpu_load["engine"],
@@ -328,7 +330,8 @@ class EngineRun:
                        window_results: np.ndarray | None) -> None:
         assert self.nemesis is not None
         with console.status(f"Archiving {self.name}'s records: reading back where each input landed"):
-            landed = positions.read(self.kafka.bootstrap, self.wl.kafka.transactions_topic, len(self.records))
+            landed = positions.read(self.kafka.client, f"{self.kafka.names}-archive", self.wl.kafka.transactions_topic,
+                                    len(self.records))
             archive.write(self.run_dir.path, self.name, wl=self.wl, records=self.records, load_start_ns=start.wall_ns,
                           drain_end_ns=end_ns, landed=landed, received=received, windows=window_results,
                           faults=self.nemesis.events)
@@ -345,11 +348,16 @@ class EngineRun:
         self.kafka.stop()
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
 def run(wl: Workload, workload_path: str, workload_text: str, results_base: Path,
         backend: Backend, engine_names: list[str] | None = None, keep_records: bool = False) -> RunDir:
     names = engine_names or list(wl.engines)
+    backend.check(wl, names)
     run_dir = RunDir(results_base, wl.name, metadata(workload_path, workload_text, wl, backend.name,
-                                                     backend.describe(), backend.protection(wl)))
+                                                     backend.describe(), backend.protection(wl), backend.cluster))
     run_dir.write()
     guard.running_in(layout.killed_marker(run_dir.path))
     console.print(f"Backend [bold]{backend.name}[/]: {backend.describe()}")

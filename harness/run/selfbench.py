@@ -26,7 +26,7 @@ def driver_max_rate(base: Workload, rate: float, seconds: float) -> DriverReport
     try:
         kafka.start()
         kafka.create_topics(wl.kafka.partitions, [wl.kafka.transactions_topic])
-        proc = ctx.Process(target=driver.run, args=(kafka.bootstrap, wl, stats, start_q))
+        proc = ctx.Process(target=driver.run, args=(kafka.client, wl, stats, start_q))
         proc.start()
         with console.status(f"Generating {rate * seconds:,.0f} records"):
             while not isinstance(stats.get(timeout=600), Ready):
@@ -71,7 +71,7 @@ def collector_max_rate(wl: Workload, records: int) -> float:
     try:
         kafka.start()
         kafka.create_topics(wl.kafka.partitions, [wl.kafka.decisions_topic])
-        producer = Producer(driver.producer_config(kafka.bootstrap, 5))
+        producer = Producer(driver.producer_config(kafka.client, 5))
         now = time.time_ns()
         with console.status(f"Writing {records:,} decisions"):
             for i in range(records):
@@ -86,7 +86,7 @@ def collector_max_rate(wl: Workload, records: int) -> float:
             producer.flush(60)
         out = CACHE / "driver-bench-logs" / "collector-bench.npy"
         proc = ctx.Process(target=collector.run,
-                           args=(collector.CollectorPlan(kafka.bootstrap, wl.kafka.decisions_topic, out), stats, stop))
+                           args=(collector.CollectorPlan(kafka.client, f"{kafka.names}-collector", wl.kafka.decisions_topic, out), stats, stop))
         t0 = time.monotonic()
         proc.start()
         while True:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import os
+import re
 import signal
 import sys
 import time
@@ -26,6 +28,21 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from rules import Rules, UserState  # pipelines/rules.py, on PYTHONPATH (see harness/engines/kafka.py)
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def client_settings(cfg: dict[str, Any]) -> dict[str, str]:
+    """bootstrap.servers and the cluster's own settings (TLS, SASL). A ${VAR} in them is
+    expanded here, from this process's environment: the secret never is an argument."""
+    def expanded(key: str, value: str) -> str:
+        missing = [v for v in VARIABLE.findall(value) if v not in os.environ]
+        if missing:
+            raise SystemExit(f"client setting {key}: ${{{missing[0]}}} is not set in this processor's environment")
+        return VARIABLE.sub(lambda m: os.environ[m.group(1)], value)
+
+    return {"bootstrap.servers": cfg["bootstrap"],
+            **{k: expanded(k, v) for k, v in (cfg.get("client") or {}).items()}}
 
 
 class Processor:
@@ -36,10 +53,10 @@ class Processor:
         self.input = cfg["input_topic"]
         self.output = cfg["output_topic"]
         self.changelog = cfg["changelog_topic"]
-        bootstrap = cfg["bootstrap"]
+        client = client_settings(cfg)
         instance = cfg["instance"]
         self.producer = Producer({
-            "bootstrap.servers": bootstrap,
+            **client,
             # Stable per instance: a restarted instance fences its predecessor's transactions.
             "transactional.id": f"{cfg['transactional_id_prefix']}-{instance}",
             "transaction.timeout.ms": cfg["transaction_timeout_ms"],
@@ -56,7 +73,7 @@ class Processor:
         })
         self.producer.init_transactions(60)
         self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+            **client,
             "group.id": cfg["group_id"],
             # Static membership: a restarted instance takes back its partitions without a rebalance.
             "group.instance.id": f"{cfg['group_id']}-{instance}",
@@ -114,7 +131,7 @@ class Processor:
         """
         if not partitions:
             return
-        common = {"bootstrap.servers": self.cfg["bootstrap"], "group.id": f"{self.cfg['group_id']}-restore",
+        common = {**client_settings(self.cfg), "group.id": f"{self.cfg['group_id']}-restore",
                   "enable.auto.commit": False}
         reader = Consumer({**common, "isolation.level": "read_committed"})
         watcher = Consumer({**common, "isolation.level": "read_uncommitted"})

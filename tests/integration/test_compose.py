@@ -1,5 +1,8 @@
 """docker-compose.yml: the stack starts from the harness's images and configuration, and
-each service answers (Kafka metadata, Flink's TaskManager registered, the Spark Worker ALIVE)."""
+each service answers (Kafka metadata, Flink's TaskManager registered, the Spark Worker
+ALIVE). Then the same stack as a cluster the harness did not start (--cluster, issue 17):
+the smoke workload's Kafka rows against its broker, a processor and the broker killed, the
+broker by the file's commands; nothing of the run left on it afterwards."""
 from __future__ import annotations
 
 import json
@@ -8,16 +11,23 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka.admin import AdminClient
 
 from harness.backends import daemon
-from harness.run import compose
+from harness.backends.choice import choose
+from harness.results.read import load_summary
+from harness.run import compose, runner
 from harness.support.errors import SetupError
 from harness.support.procs import free_ports
+from harness.workload import files as workload
+from tests.integration.conftest import SECRET, came_back, exactly_once, finished, no_secret_in, workload_file
 
 pytestmark = pytest.mark.integration
+PROJECT = "showdown-test"
 
 
 def _get(url: str) -> dict:
@@ -36,15 +46,15 @@ def stack() -> Iterator[tuple[list[str], compose.Ports]]:
         pytest.skip("no docker-compose on PATH (apt-get install docker-compose)")
     ports = compose.Ports(*free_ports(3))
     env = compose.write(ports)
-    cmd = [tool, "--env-file", str(env), "-f", str(compose.COMPOSE_FILE), "-p", "showdown-test"]
+    cmd = [tool, "--env-file", str(env), "-f", str(compose.COMPOSE_FILE), "-p", PROJECT]
     try:
         yield cmd, ports
     finally:
         subprocess.run([*cmd, "down", "--timeout", "5"], capture_output=True, timeout=180)
 
 
-def test_compose_file_is_valid_and_the_stack_comes_up(stack: tuple[list[str], compose.Ports]) -> None:
-    cmd, ports = stack
+def _comes_up(cmd: list[str], ports: compose.Ports) -> None:
+    """The file is valid, and each service answers."""
     config = subprocess.run([*cmd, "config"], capture_output=True, text=True, timeout=60)
     assert config.returncode == 0, config.stderr
     assert f"127.0.0.1:{ports.flink}:{ports.flink}" in config.stdout and "showdown/spark:" in config.stdout
@@ -65,3 +75,58 @@ def test_compose_file_is_valid_and_the_stack_comes_up(stack: tuple[list[str], co
         [*cmd, "logs", "--tail", "20"], capture_output=True, text=True).stdout
     brokers = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports.kafka}"}).list_topics(timeout=30).brokers
     assert [f"{b.host}:{b.port}" for b in brokers.values()] == [f"127.0.0.1:{ports.kafka}"]
+
+
+def _names(bootstrap: str) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    groups = admin.list_consumer_groups(request_timeout=30).result(timeout=30).valid
+    return {*admin.list_topics(timeout=30).topics, *(g.group_id for g in groups)}
+
+
+def test_the_stack_comes_up_and_runs_the_kafka_rows_as_an_existing_cluster_leaving_nothing(
+        stack: tuple[list[str], compose.Ports], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One test, as the stack's processes are only torn down (`down`) by its fixture: each
+    # test must leave no process of the repo's cache running.
+    cmd, ports = stack
+    _comes_up(cmd, ports)
+    bootstrap = f"127.0.0.1:{ports.kafka}"
+    before = _names(bootstrap)
+    compose_cmd = " ".join(cmd)
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump({
+        "name": "compose-stack", "prefix": "citest",
+        # The stack runs on this machine: its containers' CPU is the run's, not a neighbour's.
+        "local_processes": sorted(daemon.DAEMONS),
+        "kafka": {"bootstrap": bootstrap, "engine_bootstrap": "kafka-1:9092",
+                  # A value named like a secret, from a variable: recorded as the name only.
+                  "client": {"client.id": "showdown-${SHOWDOWN_TEST_CLIENT}",
+                             "sasl.password": f"${{{SECRET}}}"},
+                  # The stack has one broker, kafka-1: the workload's instance 0.
+                  "faults": {"broker": {"kill": f"{compose_cmd} kill -s SIGKILL kafka-1",
+                                        "restart": f"{compose_cmd} start kafka-1"}}},
+    }))
+    monkeypatch.setenv("SHOWDOWN_TEST_CLIENT", "ci")
+    data = workload_file("smoke", name="smoke-existing", faults=[
+        {"at_s": 8, "action": "kill", "target": "worker", "instance": 0, "restart_after_s": 3},
+        {"at_s": 18, "action": "kill", "target": "broker", "instance": 0, "restart_after_s": 2}])
+    wl = workload.parse(data, data["name"])
+    run_dir = runner.run(wl, data["name"], yaml.safe_dump(data), tmp_path / "results", choose(None, cluster))
+    no_secret_in(run_dir.path)
+    summary = load_summary(run_dir.path)
+    assert summary.metadata.backend == "cluster"
+    assert summary.metadata.cluster is not None
+    assert summary.metadata.cluster["kafka"]["client"]["sasl.password"] == f"${{{SECRET}}}"
+    for name in ("passthrough", "kafka"):
+        e = finished(summary, name)
+        exactly_once(e)
+        worker, broker = e.recovery
+        assert worker.target.startswith(f"{name}-processor-0") and "kill -s SIGKILL kafka-1" in broker.target
+        came_back(worker)
+        # One broker down for its restart (~10 s here) in a 30-s run: the fault is judged by the
+        # commands having run and nothing lost, not by a recovery the run is too short to hold.
+        assert broker.error is None and broker.output_gap_s > 0, broker
+        assert e.kafka["backend"] == "cluster" and str(e.kafka["names"]).startswith("citest-")
+        assert e.cpu_seconds.kafka is None  # the file gives no cpu command
+    # Nothing of the run is left on the stack: no topic, no consumer group.
+    left = {n for n in _names(bootstrap) - before if n.startswith("citest-")}
+    assert not left, left

@@ -59,7 +59,9 @@ class FakeKafka:
 
     backend = "local"
     bootstrap = "127.0.0.1:9092"
-    engine_bootstrap = "127.0.0.1:9092"
+    engine_bootstrap = processor_bootstrap = "127.0.0.1:9092"
+    engine_client: dict[str, str] = {}
+    names = "showdown-run1"
     version = "0"
 
     def __init__(self) -> None:

@@ -110,10 +110,12 @@ def test_a_decision_on_the_windows_topic_is_not_a_window_result() -> None:
 
 
 def test_the_collector_reads_only_committed_output_from_the_start_without_committing() -> None:
-    a, b = collector.consumer_config("127.0.0.1:9092"), collector.consumer_config("127.0.0.1:9092")
+    client = {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "SASL_SSL"}
+    a = collector.consumer_config(client, "showdown-1a2b3c4d-collector")
     assert a["isolation.level"] == "read_committed"
     assert (a["auto.offset.reset"], a["enable.auto.commit"]) == ("earliest", False)
-    assert a["group.id"] != b["group.id"]  # a fresh group each run: no offsets left by an earlier one
+    # The run's own group (fresh each run: no offsets left by an earlier one), on the cluster's settings.
+    assert (a["group.id"], a["security.protocol"]) == ("showdown-1a2b3c4d-collector", "SASL_SSL")
 
 
 @pytest.mark.parametrize("field, value", [("txn_id", 2**63), ("txn_id", -(2**63) - 1), ("txn_id", 41.7),

@@ -86,7 +86,7 @@ WINDOWS: dict[str, Any] = {"windows": {"size_s": 600, "slide_s": 60}, "beyond_la
 def processor_config(wl: Workload, name: str = "kafka", applies_rules: bool = True, run_id: str = "run1",
                      instance: int = 0, **options: Any) -> dict[str, Any]:
     engine = KafkaTransactionsEngine(name, KafkaOptions(**options), applies_rules=applies_rules)
-    engine._ctx = EngineContext(wl, FakeKafka(), Path("/logs"), run_id)
+    engine._ctx = EngineContext(wl, FakeKafka(), Path("/logs"), f"showdown-{run_id}")
     return engine._config(instance)
 
 
@@ -98,7 +98,7 @@ def test_the_kafka_pipeline_applies_the_workloads_rules_and_windows_on_its_topic
     assert (c["input_topic"], c["output_topic"], c["changelog_topic"]) == ("tx", "dec", "tx-state-changelog")
     assert c["rules"] == {**wl.rules.model_dump(), "model_cost_ms": 2.5}
     assert c["windows"] == {"size_ms": 600_000, "slide_ms": 60_000, "lateness_ms": 10_000, "topic": "win"}
-    assert c["bootstrap"] == FakeKafka.engine_bootstrap
+    assert c["bootstrap"] == FakeKafka.processor_bootstrap
 
 
 def test_passthrough_copies_records_without_rules_or_windows() -> None:
