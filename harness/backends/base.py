@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from confluent_kafka.admin import AdminClient
 
+from harness.backends.cluster_file import ClusterFile
 from harness.support.procs import Worker
 from harness.workload.schema import KafkaSettings, Workload
 
@@ -59,6 +60,9 @@ class KafkaCluster(Protocol):
     # Every consumer group, transactional id and job a run creates is named `<names>-...`:
     # unique per cluster, so that on a cluster the run did not start it can find what it made.
     names: str
+    # The cluster file when the services exist already (the engines attach to its Flink and
+    # Spark clusters instead of starting their own); None when the run starts them.
+    existing: ClusterFile | None
 
     @property
     def client(self) -> dict[str, str]: ...  # the harness's clients' settings: bootstrap.servers, TLS, SASL

@@ -82,11 +82,17 @@ class KafkaSection(Strict):
 
 
 class FlinkSection(Strict):
-    rest: str = Field(min_length=1)  # the session cluster's REST address, from this host
-    python: str = Field(min_length=1)  # the TaskManagers' Python
-    connector_jar: str = Field(min_length=1)  # the Kafka connector as the cluster sees it
+    """A session cluster. The job is submitted by the Flink CLI here, which ships the job's
+    Python files and the Kafka connector with it: nothing is installed on the cluster but
+    PyFlink itself, with flink-python on its classpath (as docker/flink's image has it)."""
+
+    rest: Annotated[str, Field(pattern=r"^http://[^/:]+:[0-9]+/?$")]  # http://host:port, from this host
+    python: str = Field(min_length=1)  # the TaskManagers' Python, with apache-flink of the same version
+    # Where the job's checkpoints go, as the cluster writes them (file://, s3://, ...);
+    # default: the cluster's own execution.checkpointing.dir.
+    checkpoints: str | None = Field(None, min_length=1)
     faults: dict[Literal["worker"], Fault] = {}
-    cpu: Command | None = None
+    cpu: Command | None = None  # prints the cluster's CPU seconds so far
 
 
 class SparkSection(Strict):
@@ -121,7 +127,7 @@ class ClusterFile(Strict):
 SECTIONS = {"kafka": "kafka", "passthrough": "kafka", "flink": "flink", "spark": "spark"}
 HIT_HERE = {"kafka": {"worker"}, "passthrough": {"worker"}, "flink": {"job"}, "spark": {"driver"}}
 # Rows whose pipelines run against a cluster file today.
-ATTACHABLE = {"kafka", "passthrough"}
+ATTACHABLE = {"kafka", "passthrough", "flink"}
 
 
 def variables(value: str) -> list[str]:
@@ -220,8 +226,8 @@ def problem(cluster: ClusterFile, wl: Workload, rows: list[str]) -> str | None:
         if getattr(cluster, section) is None:
             return f"engines.{row}: the cluster file has no `{section}:` section to run it on"
         if k not in ATTACHABLE:
-            return (f"engines.{row}: {k} rows do not run on a cluster file yet (the kafka and passthrough rows "
-                    f"do; attaching to a Flink or Spark cluster is the next step of issue 17)")
+            return (f"engines.{row}: {k} rows do not run on a cluster file yet (the kafka, passthrough and flink "
+                    f"rows do; attaching to a Spark cluster is the next step of issue 17)")
         for i, fault in enumerate(wl.faults):
             target = fault.target
             if target in HIT_HERE[k]:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from harness.support.env import child_env
 from harness.support.errors import ClusterError, WorkloadError
 from harness.support.paths import CACHE, PIPELINES
 from harness.support.procs import ManagedProcess, engine_nice, tail
+from harness.support.wait import wait_until
 from harness.workload.schema import KafkaSettings, Workload
 
 # What each run created, until it removed it: a killed run's names are removed by the
@@ -38,6 +40,8 @@ ADMIN_TIMEOUT_S = 30.0
 # Longest a group stays non-empty after its members died: the processors' session timeout
 # (engines.<kafka row>.session_timeout_ms, 10 s by default) and the collector's (45 s).
 EMPTY_WAIT_S = 90.0
+CANCEL_WAIT_S = 60.0
+FLINK_ENDED = ("FAILED", "CANCELED", "FINISHED")
 
 
 def run_command(template: str, instance: int, what: str, log: Path) -> str:
@@ -86,8 +90,29 @@ def remove_names(admin: AdminClient, names: str, wait_s: float = EMPTY_WAIT_S) -
     return [*(f"group {g}" for g in groups), *(f"topic {t}" for t in topics)]
 
 
+def _flink_jobs(rest: str, names: str) -> dict[str, str]:
+    """Job id -> state of the jobs named `<names>-...` on the Flink cluster at `rest`."""
+    with urllib.request.urlopen(f"{rest}/jobs/overview", timeout=10) as resp:
+        jobs = json.loads(resp.read())["jobs"]
+    return {str(j["jid"]): str(j["state"]) for j in jobs if str(j["name"]).startswith(f"{names}-")}
+
+
+def cancel_jobs(rest: str, names: str, wait_s: float = CANCEL_WAIT_S) -> list[str]:
+    """Cancel the jobs named `<names>-...` still running on the Flink cluster at `rest`, and
+    wait until they are cancelled; returns their ids."""
+    cancelled = [jid for jid, state in _flink_jobs(rest, names).items() if state not in FLINK_ENDED]
+    for jid in cancelled:
+        urllib.request.urlopen(urllib.request.Request(f"{rest}/jobs/{jid}?mode=cancel", method="PATCH"),
+                               timeout=10).close()
+    wait_until(lambda: all(_flink_jobs(rest, names).get(jid) in FLINK_ENDED for jid in cancelled), wait_s,
+               f"the run's Flink jobs on {rest} to be cancelled", retry_on=(OSError, ValueError))
+    return cancelled
+
+
 def _said(e: Exception) -> str:
-    return e.args[0].str() if isinstance(e, KafkaException) else f"no answer in {ADMIN_TIMEOUT_S:.0f} s"
+    if isinstance(e, KafkaException):
+        return str(e.args[0].str())
+    return f"no answer in {ADMIN_TIMEOUT_S:.0f} s" if isinstance(e, TimeoutError) else str(e)
 
 
 def _owner_alive(owner: dict[str, Any]) -> bool:
@@ -102,7 +127,7 @@ class ExistingKafka:
     are created under its names and removed at the end."""
 
     def __init__(self, cluster: ClusterFile, source: Path, settings: KafkaSettings, log_dir: Path) -> None:
-        self.cluster = cluster
+        self.cluster = self.existing = cluster
         self.section = cluster.kafka
         self.source = source
         self.settings = settings
@@ -304,10 +329,13 @@ class ClusterBackend:
                 continue
             admin = AdminClient(cluster_file.harness_client(self.file.kafka))
             try:
+                jobs = cancel_jobs(self.file.flink.rest.rstrip("/"), str(data["names"])) if self.file.flink else []
                 removed = remove_names(admin, str(data["names"]))
-            except (KafkaException, TimeoutError) as e:
+            except (KafkaException, TimeoutError, OSError, ValueError, ClusterError) as e:
                 lines.append(f"[yellow]could not remove what a killed run left ({data['names']}-*): {_said(e)}[/]")
                 continue
+            if jobs:
+                lines.append(f"[yellow]cancelled {len(jobs)} Flink job(s) a killed run left ({data['names']}-*)[/]")
             record.unlink(missing_ok=True)
             lines.append(f"[yellow]removed {len(removed)} topic(s) and group(s) a killed run left on "
                          f"{self.file.name} ({data['names']}-*)[/]")

@@ -83,6 +83,7 @@ class Brokers:
         self._admin: AdminClient | None = None
         self._killed: set[str] = set()  # idents of the brokers a fault killed
         self.names = f"showdown-{uuid.uuid4().hex[:8]}"
+        self.existing = None
 
     @property
     def client(self) -> dict[str, str]:

@@ -46,8 +46,9 @@ class Engine(Protocol):
     def stop(self) -> None:
         """Stop everything the engine started; safe to call twice or after a failed start."""
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds used by the engine's processes (also those killed by faults)."""
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used by the engine's processes (also those killed by faults); None:
+        not measured (a cluster the run did not start, whose file gives no `cpu` command)."""
 
     def describe(self) -> dict[str, Any]:
         """Versions and effective settings, recorded with every result."""

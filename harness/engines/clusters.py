@@ -22,6 +22,7 @@ import yaml
 from harness.backends.base import Launcher
 from harness.support import guard
 from harness.support.console import console
+from harness.support.errors import ClusterError
 from harness.support.paths import CACHE
 from harness.support.procs import Worker, free_ports
 from harness.support.wait import wait_until
@@ -56,6 +57,7 @@ class WheelCluster:
         self.leader: Worker | None = None
         self.workers: list[Worker] = []  # every one started, also the killed ones
         self.clients: list[Worker] = []  # CLIs and drivers
+        self.killed: set[str] = set()  # idents of the workers a fault killed
         self._dir: Path | None = None
 
     @property
@@ -207,6 +209,25 @@ class FlinkCluster(WheelCluster):
                 self.start_worker()
             self.await_taskmanagers(self.settings.taskmanagers, timeout_s)
         console.print(f"[green]✓[/] Flink ready {where} at {self.rest} in {time.monotonic() - t0:.1f} s")
+
+    def submit_options(self) -> list[str]:
+        """The CLI's options beside the job's own: none, as the cluster's config.yaml is ours."""
+        return []
+
+    def kill_worker(self, instance: int) -> str:
+        """SIGKILL a live TaskManager (its process group or container, with its Python
+        workers); returns what was hit."""
+        live = self.live_workers()
+        if not live:
+            raise ClusterError("no TaskManager is alive to kill")
+        victim = live[instance % len(live)]
+        self.killed.add(victim.ident)
+        victim.kill()
+        return f"{victim.name} ({victim.ident}, with its Python workers)"
+
+    def replace_worker(self, instance: int) -> None:
+        """A new TaskManager for a killed one, as a supervisor would start."""
+        self.start_worker()
 
     def start_worker(self) -> Worker:
         n = len(self.workers)

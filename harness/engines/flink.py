@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.backends import images
 from harness.backends.base import KafkaCluster, Runtime
+from harness.engines.attached import AttachedFlink
 from harness.engines.base import EngineContext
 from harness.engines.clusters import FlinkCluster, FlinkSettings
 from harness.provision import artifacts, venvs
@@ -27,8 +28,11 @@ RULES = PIPELINES / "rules.py"
 
 
 def cluster(options: FlinkOptions, kafka: KafkaCluster, log_dir: Path, python: Path) -> FlinkCluster:
-    """A Flink session cluster of `options` beside `kafka` (not started yet); `python`: the
-    local runtime (venvs.ensure), whose wheel holds the distribution."""
+    """A Flink session cluster of `options` beside `kafka` (not started yet), or the cluster
+    file's when the services exist (attached to, not started); `python`: the local runtime
+    (venvs.ensure), whose wheel holds the distribution and the CLI."""
+    if kafka.existing is not None and kafka.existing.flink is not None:
+        return AttachedFlink(kafka.existing.flink, kafka.names, python, log_dir)
     o = options
     return FlinkCluster(FlinkSettings(o.taskmanagers, o.slots, o.jobmanager_memory, o.taskmanager_memory,
                                       o.heartbeat_timeout_ms),
@@ -45,7 +49,6 @@ class FlinkEngine:
         self.cluster: FlinkCluster | None = None
         self.job_id: str | None = None
         self.timings: dict[str, Any] = {}
-        self._killed: set[str] = set()
         self._python: Path | None = None
         self._jar: Path | None = None
         self._config: dict[str, Any] = {}
@@ -54,6 +57,7 @@ class FlinkEngine:
         self.submissions: list[Path] = []  # one CLI log per submission
 
     def prepare(self) -> None:
+        # Also on a cluster the run did not start, whose own slots are checked once reached.
         if self.options.parallelism > self.options.taskmanagers * self.options.slots:
             raise ClusterError(f"engines.{self.name}.parallelism ({self.options.parallelism}) exceeds "
                                f"taskmanagers x slots ({self.options.taskmanagers * self.options.slots})")
@@ -66,6 +70,11 @@ class FlinkEngine:
         self.cluster = cluster(o, ctx.kafka, ctx.log_dir, self._python)
         t0 = time.monotonic()
         self.cluster.start()
+        if isinstance(self.cluster, AttachedFlink):
+            slots = self.cluster.get("/overview")["slots-total"]
+            if o.parallelism > slots:
+                raise ClusterError(f"engines.{self.name}.parallelism ({o.parallelism}) exceeds the {slots} slot(s) "
+                                   f"of the Flink cluster at {self.cluster.rest}")
         self.timings["cluster_start_s"] = round(time.monotonic() - t0, 2)
         wl = ctx.workload
         self._ctx = ctx
@@ -93,7 +102,8 @@ class FlinkEngine:
         restore = ["-s", savepoint] if savepoint else []
         jar = self.cluster.launcher.jar(self._jar)
         cli = self.cluster.cli(
-            f"{self.name}-submit", ["run", "-m", self.cluster.rest_address, "-d", *restore, "-py", str(JOB),
+            f"{self.name}-submit", ["run", "-m", self.cluster.rest_address, "-d", *restore,
+                                    *self.cluster.submit_options(), "-py", str(JOB),
                                     "-pyfs", str(RULES), "-j", str(jar), json.dumps(self._config)],
             self._ctx.log_dir / f"{self.name}-submit-{len(self.submissions)}.log")
         self.submissions.append(cli.log)
@@ -123,13 +133,7 @@ class FlinkEngine:
         assert self.cluster is not None
         if fault.action == "cancel-resubmit":
             return self._cancel()
-        live = self.cluster.live_workers()
-        if not live:
-            raise ClusterError("no TaskManager is alive to kill")
-        victim = live[fault.instance % len(live)]
-        self._killed.add(victim.ident)
-        victim.kill()  # its process group or container: the TaskManager JVM and its Python workers
-        return f"{victim.name} ({victim.ident}, with its Python workers)"
+        return self.cluster.kill_worker(fault.instance)
 
     def recover(self, fault: Fault) -> None:
         assert self.cluster is not None
@@ -137,7 +141,7 @@ class FlinkEngine:
             assert self._resume_from is not None
             self.timings.setdefault("resubmit_to_running_s", []).append(self._deploy(savepoint=self._resume_from))
             return
-        self.cluster.start_worker()
+        self.cluster.replace_worker(fault.instance)
 
     def _cancel(self) -> str:
         """Cancel the job; its checkpoints are retained on cancellation (config.yaml)."""
@@ -158,13 +162,13 @@ class FlinkEngine:
         assert self.cluster is not None
         cluster = self.cluster
         procs.require_alive(cluster.leader, "the Flink JobManager")
-        return procs.revive(cluster.workers, self._killed, lambda _: cluster.start_worker(), "started a new one")
+        return procs.revive(cluster.workers, cluster.killed, lambda _: cluster.start_worker(), "started a new one")
 
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> float | None:
         return self.cluster.cpu_seconds() if self.cluster else 0.0
 
     def describe(self) -> dict[str, Any]:

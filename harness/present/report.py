@@ -123,10 +123,14 @@ def rows(summary: Summary, markup: Markup = "plain") -> list[list[str]]:
             _count(c.missing, markup), _count(c.duplicates, markup), _count(c.wrong, markup),
             _recovery(e.recovery, markup),
             # During the load and drain (format-1 results: the whole run).
-            f"{cpu.engine_load:.0f} / {'not measured' if cpu.kafka_load is None else f'{cpu.kafka_load:.0f}'}",
+            f"{_cpu(cpu.engine_load)} / {_cpu(cpu.kafka_load)}",
             *([_windows(e.windows, markup)] if windows else []),
         ])
     return out
+
+
+def _cpu(seconds: float | None) -> str:
+    return "not measured" if seconds is None else f"{seconds:.0f}"
 
 
 def table(summary: Summary) -> Table:

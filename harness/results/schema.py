@@ -119,11 +119,11 @@ class FaultResult(Model):
 
 
 class CpuSeconds(Model):
-    engine: float
-    # None: not measured (brokers the run did not start, and no `cpu` command for them).
+    # None: not measured (a cluster the run did not start, whose file gives no `cpu` command).
+    engine: float | None
     kafka: float | None
     # From the load's start to the drain's end: without start-up and JIT warm-up.
-    engine_load: float
+    engine_load: float | None
     kafka_load: float | None
     driver: float
     collector: float

@@ -313,7 +313,7 @@ class EngineRun:
             load_start_ns=start.wall_ns, latency_ms=v.latency, throughput=v.throughput, correctness=v.correctness,
             windows=v.windows, recovery=v.recovery,
             cpu_seconds=CpuSeconds(
-                engine=round(self.engine.cpu_seconds(), 2),
+                engine=_rounded(self.engine.cpu_seconds()),
                 kafka=_rounded(self.kafka.cpu_seconds()),
                 # From the load's start to the drain's end: without start-up and JIT warm-up,
                 # what the work itself cost.

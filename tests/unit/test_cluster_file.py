@@ -29,8 +29,7 @@ FULL: dict[str, Any] = {
               "replication": 3,
               "faults": {"broker": {"kill": "kubectl delete pod kafka-{instance} --grace-period=0 --force"}},
               "cpu": "echo 12.5"},
-    "flink": {"rest": "http://flink:8081", "python": "/opt/venv/bin/python",
-              "connector_jar": "/opt/flink/usrlib/kafka.jar",
+    "flink": {"rest": "http://flink:8081", "python": "/opt/venv/bin/python", "checkpoints": "s3://poc/chk",
               "faults": {"worker": {"kill": "kubectl delete pod tm-{instance}"}}},
     "spark": {"master": "spark://spark-master:7077", "python": "/opt/venv/bin/python",
               "conf": {"spark.executor.memory": "2g"}},
@@ -63,6 +62,7 @@ def test_a_full_file_loads_and_the_minimal_one_takes_the_defaults(tmp_path: Path
     ({"kafka": {"bootstrap": "x:1", "client": {"group.id": "mine"}}}, "group.id: set by the harness"),
     ({"kafka": {"bootstrap": "x:1", "client": {"sasl.username": ["a"]}}}, "kafka.client.sasl.username"),
     ({"spark": {"master": "spark://m:7077"}}, "spark.python: required field is missing"),
+    ({"flink": {"rest": "https://f:8081/ui", "python": "p"}}, "flink.rest"),
 ])
 def test_a_bad_file_names_the_field_and_exits_2(tmp_path: Path, change: dict[str, Any], named: str) -> None:
     with pytest.raises(WorkloadError) as e:
@@ -135,7 +135,10 @@ def test_every_row_needs_its_section_and_a_command_for_each_fault_not_hit_here(t
     assert "no `flink:` section" in str(cluster_file.problem(f, make(), ["flink"]))
     full, _ = cluster_file.load(write(tmp_path, FULL, "full.yaml"))
     assert cluster_file.problem(full, broker, ["kafka"]) is None
-    assert "not run on a cluster file yet" in str(cluster_file.problem(full, make(), ["flink"]))
+    assert "not run on a cluster file yet" in str(cluster_file.problem(full, make(), ["spark"]))
+    assert cluster_file.problem(full, make(faults=[{"at_s": 5, "target": "worker"}]), ["flink"]) is None
+    job = make(engines={"flink": {}}, faults=[{"at_s": 5, "action": "cancel-resubmit", "target": "job"}])
+    assert cluster_file.problem(full, job, ["flink"]) is None  # by its REST API
 
 
 def test_the_backend_refuses_before_the_run_starts(tmp_path: Path) -> None:
