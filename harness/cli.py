@@ -92,8 +92,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.backends import cluster_file
+
+    cluster = cluster_file.load(args.cluster)[0] if args.cluster else None
+    if cluster is not None:
+        console.print(f"[green]✓[/] {args.cluster}: cluster file of {cluster.name}, names under {cluster.prefix}-")
     for path in args.workloads:
         wl, _ = workload_mod.load(path)
+        rows = [e for e in wl.engines if not args.engines or e in args.engines.split(",")]
+        problem = cluster_file.problem(cluster, wl, rows) if cluster is not None else None
+        if problem:
+            raise WorkloadError(f"{args.cluster} with {path}: {problem}")
         console.print(f"[green]✓[/] {path}: {wl.name}, {wl.rate:g} ev/s for {wl.duration_s:g} s, "
                       f"engines {', '.join(wl.engines)}, {len(wl.faults)} fault(s)")
     return 0
@@ -201,6 +210,38 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if chart:
             console.print(f"chart: {chart.png}")
     return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from harness.backends.choice import choose
+    from harness.present import charts, report
+    from harness.results import store
+    from harness.run import scale
+
+    store.check_room(Path(args.results))
+    wl, text = workload_mod.load(args.workload)
+    rows = args.engines.split(",") if args.engines else list(wl.engines)
+    unknown = [e for e in rows if e not in wl.engines]
+    if unknown:
+        raise WorkloadError(f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    nodes = _counts(args.nodes)
+    out = scale.run(wl, str(args.workload), text, Path(args.results), rows, nodes, choose(args.backend),
+                    report.write_report)
+    chart = charts.scale(json.loads((out / scale.SCALE).read_text()), out)
+    console.print(f"\nscale: {out / scale.SCALE} (each node count's sweep folder beside it)"
+                  + (f"; chart: {chart.png}" if chart else ""))
+    return 0
+
+
+def _counts(text: str) -> list[int]:
+    """`--nodes 1,2,4`: distinct whole numbers from 1 to 8, ascending."""
+    try:
+        counts = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(not 1 <= c <= 8 for c in counts) or len(set(counts)) != len(counts):
+        raise WorkloadError(f"--nodes {text}: node counts from 1 to 8, comma-separated, each once (e.g. 1,2,4)")
+    return sorted(counts)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -335,8 +376,12 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", help="a results/<run> folder or its summary.json")
     rep.set_defaults(func=cmd_report)
 
-    v = sub.add_parser("validate", help="check workload files without starting anything")
+    v = sub.add_parser("validate", help="check workload files (and a cluster file against them) without starting "
+                                        "or reaching anything")
     v.add_argument("workloads", nargs="+")
+    v.add_argument("--cluster", metavar="FILE", help="also check this cluster file, and that it gives what each "
+                                                     "workload's rows and faults need")
+    v.add_argument("--engines", help="with --cluster: only these rows (comma-separated), as a run's --engines")
     v.set_defaults(func=cmd_validate)
 
     up = sub.add_parser("up", help="start Kafka (per the workload) and leave it running")
@@ -366,6 +411,17 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--results", default=str(RESULTS), help="folder for the sweep's output (default: %(default)s)")
     _engine_nice_option(sw)
     sw.set_defaults(func=cmd_sweep)
+    sc = sub.add_parser("scale", help="each engine's sustainable rate at each node count (the workload's `sweep` "
+                                      "section at each count of --nodes): the capacity curve")
+    sc.add_argument("-w", "--workload", default=str(DEFAULT_WORKLOAD), help="workload YAML (default: %(default)s)")
+    sc.add_argument("--nodes", required=True, metavar="N1,N2,...",
+                    help="node counts: processors, TaskManagers (their slots filled) or Spark Workers per engine")
+    sc.add_argument("--engines", help="comma-separated subset of the workload's engines")
+    sc.add_argument("--backend", choices=BACKEND_CHOICES,
+                    help="where the clusters run (default: auto); per-core figures need containers' CPU limits")
+    sc.add_argument("--results", default=str(RESULTS), help="folder for the output (default: %(default)s)")
+    _engine_nice_option(sc)
+    sc.set_defaults(func=cmd_scale)
     cmp = sub.add_parser("compare", help="two results side by side per engine: A, B, B − A, and whether the "
                                           "difference is outside the noise the repeats show")
     cmp.add_argument("a", help="a run folder (summary.json) or a repeat folder (repeat.json)")

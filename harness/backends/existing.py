@@ -141,7 +141,7 @@ class ExistingKafka:
         self._brokers: dict[int, str] = {}
         self._cluster_id: str | None = None
         self._record: Path | None = None
-        self._cpu = self._cpu_now()  # a first reading: the command is checked before the run
+        self._cpu: float | None = None  # the brokers' CPU seconds when the run reached them
 
     @property
     def client(self) -> dict[str, str]:
@@ -193,6 +193,7 @@ class ExistingKafka:
             raise WorkloadError(f"{self.source}: kafka.replication is {self.section.replication}, but the cluster "
                                 f"has {len(self._brokers)} broker(s)")
         self._remember()
+        self._cpu = self._cpu_now()
         console.print(f"[green]✓[/] Kafka of {self.cluster.name} answers at {self.bootstrap}: "
                       f"{len(self._brokers)} broker(s); this run's names start with {start}")
         return self.bootstrap

@@ -267,6 +267,7 @@ class SparkSettings:
     worker_memory: str
     daemon_memory: str  # heap of the Master and Worker JVMs themselves
     driver_memory: str
+    workers: int = 1
 
     # Container memory limits: each JVM's heap plus room for what runs beside it.
     @property
@@ -324,14 +325,16 @@ class SparkCluster(WheelCluster):
         self.port, self.ui_port = free_ports(2)
         t0 = time.monotonic()
         where = self.launcher.where
-        with console.status(f"Starting Spark (Master + 1 Worker) {where}"):
+        n = self.settings.workers
+        with console.status(f"Starting Spark (Master + {n} Worker{'s' * (n > 1)}) {where}"):
             self.leader = self.launcher.launch(
                 self.MASTER, [*self._spark_class("master.Master"), "--host", self.launcher.address(self.MASTER),
                               "--port", str(self.port), "--webui-port", str(self.ui_port)],
                 self.log_dir / "spark-master.log", self.env(), cpus=self.cpus,
                 memory_mb=self.settings.master_container_mb, alias=self.MASTER, publish=[self.ui_port])
-            self.start_worker()
-            self.await_workers(1, timeout_s)
+            for _ in range(n):
+                self.start_worker()
+            self.await_workers(n, timeout_s)
         console.print(f"[green]✓[/] Spark ready {where} at {self.url} in {time.monotonic() - t0:.1f} s")
 
     def start_worker(self) -> Worker:

@@ -61,7 +61,7 @@ def cluster(options: SparkOptions, kafka: KafkaCluster, log_dir: Path, python: P
     """A Spark standalone cluster of `options` beside `kafka` (not started yet); `python`:
     the local runtime (venvs.ensure), `jars`: its connector_jars."""
     o = options
-    return SparkCluster(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory, o.driver_memory),
+    return SparkCluster(SparkSettings(o.worker_cores, o.worker_memory, o.daemon_memory, o.driver_memory, o.workers),
                         kafka.launcher(Runtime(python, "pyspark", lambda: images.spark_image(jars))), log_dir,
                         o.container_cpus)
 
@@ -131,7 +131,8 @@ class SparkEngine:
         conf = {
             "spark.ui.port": str(free_ports(1)[0]), "spark.ui.showConsoleProgress": "false",
             "spark.executor.memory": o.executor_memory, "spark.executor.cores": str(o.worker_cores),
-            "spark.cores.max": str(o.worker_cores), "spark.pyspark.python": str(launcher.python),
+            # One executor on every Worker.
+            "spark.cores.max": str(o.worker_cores * o.workers), "spark.pyspark.python": str(launcher.python),
             "spark.sql.shuffle.partitions": str(o.shuffle_partitions),
             "spark.sql.streaming.stateStore.providerClass": STATE_STORES[o.state_store],
             # Stateful queries cannot use it, and say so on every batch.
@@ -180,7 +181,7 @@ class SparkEngine:
             self.timings.setdefault("restart_to_first_batch_s", []).append(self._submit())
         elif fault.target == "worker":
             self.cluster.start_worker()
-            self.cluster.await_workers(1, timeout_s=120)
+            self.cluster.await_workers(self.options.workers, timeout_s=120)
         # An executor is relaunched by its Worker; nothing to do.
 
     def check_health(self) -> list[str]:

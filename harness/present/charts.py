@@ -37,6 +37,7 @@ TITLES = {
     "backlog": "Backlog (consumer lag): records sent but not yet decided",
     "recovery": "Faults: output gap and time to recover",
     "vary": "Latency against the varied option, at the sweep's first rate",
+    "scale": "Sustainable rate per node count (capacity curve)",
 }
 
 
@@ -317,3 +318,35 @@ def vary(result: dict[str, Any], out: Path) -> Chart | None:
     _legend(ax, "upper left")
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, "vary", out)
+
+
+def scale(result: dict[str, Any], out: Path) -> Chart | None:
+    """scale.json drawn: each engine's sustainable rate against its node count, with the
+    line it would follow if it scaled linearly from one node as a dotted guide. A rate no
+    tried rate bounded (every step held) is a floor: drawn as an upward triangle."""
+    nodes = result["nodes"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drawn = floors = False
+    for row, by_n in result["rows"].items():
+        cells = [(n, by_n[str(n)]) for n in nodes if by_n.get(str(n)) and by_n[str(n)]["rate"]]
+        if not cells:
+            continue
+        drawn = True
+        line = ax.plot([n for n, _ in cells], [c["rate"] for _, c in cells], marker="o", label=row)[0]
+        first_n, first = cells[0]
+        ax.plot(nodes, [first["rate"] * n / first_n for n in nodes], linestyle=":", linewidth=1,
+                color=line.get_color())
+        above = [(n, c["rate"]) for n, c in cells if c["above_rates_tried"]]
+        if above:
+            ax.scatter([n for n, _ in above], [r for _, r in above], marker="^", s=120, color=line.get_color(),
+                       label=None if floors else "≥: a floor (every rate tried held)", zorder=3)
+            floors = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xticks(nodes)
+    ax.set_xlabel("nodes per engine (processors, TaskManagers, Spark Workers)")
+    ax.set_ylabel("sustainable ev/s")
+    _legend(ax, "upper left")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, "scale", out)

@@ -51,6 +51,8 @@ class SparkOptions(Strict):
     # Partitions of the per-user state (fixed for the life of a checkpoint).
     shuffle_partitions: int = Field(2, ge=1, le=200)
     state_store: Literal["rocksdb", "hdfs"] = "rocksdb"
+    # Spark Workers, each running one executor of worker_cores cores.
+    workers: int = Field(1, ge=1, le=8)
     worker_cores: int = Field(2, ge=1, le=64)
     worker_memory: str = Field("2g", pattern=r"^\d+[mg]$")
     executor_memory: str = Field("1g", pattern=r"^\d+[mg]$")
@@ -85,9 +87,9 @@ KINDS: dict[str, EngineKind] = {
                               workers="parallelism", worker="processor"),
     "flink": EngineKind(options=FlinkOptions, faults=frozenset({"kill:worker", "cancel-resubmit:job"}),
                         workers="taskmanagers", worker="TaskManager"),
-    # The Spark cluster here has one Worker with one executor (engines/clusters.py).
+    # Each Worker of the Spark cluster runs one executor (engines/clusters.py).
     "spark": EngineKind(options=SparkOptions, faults=frozenset({"kill:worker", "kill:executor", "kill:driver"}),
-                        workers=None, worker="Worker"),
+                        workers="workers", worker="Worker"),
 }
 
 

@@ -1,7 +1,7 @@
 """docker-compose.yml: the stack starts from the harness's images and configuration, and
 each service answers (Kafka metadata, Flink's TaskManager registered, the Spark Worker
 ALIVE). Then the same stack as a cluster the harness did not start (--cluster, issue 17):
-the smoke workload's kafka, passthrough and flink rows against its broker and its Flink
+the smoke workload's kafka and flink rows against its broker and its Flink
 session cluster, a worker (a processor here; the TaskManager by the file's command)
 killed; nothing of the run left on it afterwards."""
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness.backends import daemon
+from harness.backends import daemon, existing
 from harness.backends.choice import choose
 from harness.backends.containers import IMAGE_PYTHON
 from harness.results.read import load_summary
@@ -113,17 +113,30 @@ def test_the_stack_comes_up_and_runs_the_smoke_rows_as_an_existing_cluster_leavi
                                         "restart": f"{compose_cmd} start flink-taskmanager"}}},
     }))
     monkeypatch.setenv("SHOWDOWN_TEST_CLIENT", "ci")
-    data = workload_file("smoke", name="smoke-existing", engines={"passthrough": {}, "kafka": {}, "flink": {}}, faults=[
+    # 40 s, not smoke's 30: a TaskManager kill's output gap is about 20 s here, and the row
+    # must be back under its threshold before the end.
+    data = workload_file("smoke", name="smoke-existing", duration_s=40, engines={"kafka": {}, "flink": {}}, faults=[
         {"at_s": 8, "action": "kill", "target": "worker", "instance": 0, "restart_after_s": 3}])
     wl = workload.parse(data, data["name"])
+    # What a run killed with SIGKILL left: its topic, and its record naming a dead owner.
+    left_by_killed = "citest-0badc0de"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: the future fails once the client is gone
+    admin.create_topics([NewTopic(f"{left_by_killed}-transactions", 1, 1)])[f"{left_by_killed}-transactions"].result(
+        timeout=30)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    existing.CREATED.mkdir(parents=True, exist_ok=True)
+    (existing.CREATED / f"{left_by_killed}.json").write_text(json.dumps({
+        "cluster": "compose-stack", "bootstrap": bootstrap, "names": left_by_killed,
+        "owner": {"pid": dead.pid, "create_time": 0.0}}))
     run_dir = runner.run(wl, data["name"], yaml.safe_dump(data), tmp_path / "results", choose(None, cluster))
+    assert not (existing.CREATED / f"{left_by_killed}.json").exists()
     no_secret_in(run_dir.path)
     summary = load_summary(run_dir.path)
     assert summary.metadata.backend == "cluster"
     assert summary.metadata.cluster is not None
     assert summary.metadata.cluster["kafka"]["client"]["sasl.password"] == f"${{{SECRET}}}"
-    for name, victim in (("passthrough", "passthrough-processor-0"), ("kafka", "kafka-processor-0"),
-                         ("flink", "TaskManager 0")):
+    for name, victim in (("kafka", "kafka-processor-0"), ("flink", "TaskManager 0")):
         e = finished(summary, name)
         exactly_once(e)
         [worker] = e.recovery

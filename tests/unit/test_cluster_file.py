@@ -14,7 +14,7 @@ import yaml
 from harness.backends import choice, cluster_file, existing
 from harness.backends.existing import ClusterBackend, ExistingKafka
 from harness.support.errors import ClusterError, WorkloadError
-from harness.support.paths import PIPELINES
+from harness.support.paths import PIPELINES, ROOT
 from harness.workload.schema import KafkaSettings
 from tests.conftest import make
 
@@ -187,6 +187,7 @@ def test_the_brokers_cpu_is_the_commands_difference_or_not_measured(tmp_path: Pa
     f, _ = cluster_file.load(write(tmp_path, {**MINIMAL, "kafka": {"bootstrap": "k:1",
                                                                    "cpu": f"cat {counter}"}}))
     kafka = ExistingKafka(f, tmp_path / "c.yaml", KafkaSettings(), tmp_path)
+    kafka._cpu = kafka._cpu_now()  # as start() reads it once the brokers answer
     counter.write_text("14.0\n")
     assert kafka.cpu_seconds() == pytest.approx(3.5)
     plain, _ = cluster_file.load(write(tmp_path, MINIMAL, "plain.yaml"))
@@ -209,3 +210,13 @@ def test_a_processor_expands_its_client_secrets_from_its_own_environment(monkeyp
     monkeypatch.delenv("ENGINE_PW")
     with pytest.raises(SystemExit, match="ENGINE_PW"):
         processor.client_settings(cfg)
+
+
+def test_the_kubernetes_pages_cluster_file_validates_against_a_workload_with_its_faults() -> None:
+    page = (ROOT / "docs" / "kubernetes.md").read_text()
+    block = page.split("## 4. The cluster file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    f = cluster_file.parse(yaml.safe_load(block), "docs/kubernetes.md")
+    wl = make(engines={"kafka": {}, "passthrough": {}, "flink": {}}, kafka={"brokers": 3},
+              faults=[{"at_s": 5, "target": "worker"}, {"at_s": 9, "target": "broker", "instance": 2}])
+    assert cluster_file.problem(f, wl, ["kafka", "passthrough", "flink"]) is None
+    assert cluster_file.engine_client(f.kafka)["sasl.password"] == "${KAFKA_PASSWORD}"

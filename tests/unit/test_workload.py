@@ -239,7 +239,7 @@ def test_topics_are_valid_kafka_names_and_each_its_own(kafka: dict[str, str], ex
     ({"engines": {"flink": {"taskmanagers": 2}, "flink:b": {}}, "faults": [{"at_s": 3, "instance": 1}]},
      "faults.0.instance: engines.flink:b runs 1 TaskManager (taskmanagers: 1), so kill:worker takes instance 0"),
     ({"engines": {"spark": {}}, "faults": [{"at_s": 3, "target": "executor", "instance": 1}]},
-     "faults.0.instance: engines.spark runs one Worker, so kill:executor takes instance 0 (got 1)"),
+     "faults.0.instance: engines.spark runs 1 Worker (workers: 1), so kill:executor takes instance 0 (got 1)"),
     ({"faults": [{"at_s": 3, "target": "broker", "instance": 1}]},
      "faults.0.instance: kafka.brokers is 1, so kill:broker takes instance 0 (got 1)"),
     ({"engines": {"spark": {}}, "faults": [{"at_s": 3, "target": "driver", "instance": 1}]},

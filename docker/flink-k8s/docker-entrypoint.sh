@@ -1,0 +1,3 @@
+#!/bin/sh
+# The operator passes the command to run (e.g. `bash -c kubernetes-jobmanager.sh ...`).
+exec "$@"
