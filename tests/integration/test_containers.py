@@ -24,9 +24,10 @@ def containers_runs(tmp_path_factory: pytest.TempPathFactory) -> Summary:
     kill = {"action": "kill", "target": "worker", "restart_after_s": 3}
     # Each run as long as its slowest engine needs, measured here: Flink recovers ~14 s after
     # its TaskManager container is killed, Spark ~24 s after its Worker container is (a new
-    # Worker container, a new executor, a catch-up batch); then 10 stable seconds.
+    # Worker container, a new executor, a catch-up batch), but 46 s in a CI run here, whose
+    # final p99 was then still over its threshold after the 43 s left; hence 73 s.
     runs = [(40, 10, {"kafka": {"parallelism": 2}, "flink": {}}),
-            (55, 12, {"spark:idempotent": {"sink": "transactional"}})]
+            (85, 12, {"spark:idempotent": {"sink": "transactional"}})]
     engines = []
     try:
         for duration, at, rows in runs:
