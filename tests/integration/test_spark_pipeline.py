@@ -22,12 +22,13 @@ def spark(name: str, engine: str, duration_s: float, faults: list[dict[str, obje
 @pytest.fixture(scope="module")
 def idempotent_run(tmp_path_factory: pytest.TempPathFactory) -> EngineResult:
     # Measured here at this rate: recovered 16 to 20 s after an executor kill and ~32 s after
-    # a driver kill (a new application, then a catch-up batch), but in two CI runs the p99
-    # was still 66 to 69 s at the end of a 48-s stretch after the driver kill; each fault
-    # must be back under its threshold before the next fault or the end of the load.
-    return spark("smoke-spark", "spark:idempotent", 126, [
+    # a driver kill (a new application, then a catch-up batch), but in CI runs here late in
+    # 2026-12 the driver's p99 was still 66 to 69 s at the end of a 48-s stretch after its
+    # kill, and the executor's over its threshold 33 s after its own: 48 and 78 s now. Each
+    # fault must be back under its threshold before the next fault or the end of the load.
+    return spark("smoke-spark", "spark:idempotent", 141, [
         {"at_s": 15, "action": "kill", "target": "executor", "restart_after_s": 0},
-        {"at_s": 48, "action": "kill", "target": "driver", "restart_after_s": 2}],
+        {"at_s": 63, "action": "kill", "target": "driver", "restart_after_s": 2}],
         tmp_path_factory.mktemp("results"))
 
 
@@ -63,8 +64,10 @@ def test_both_value_schemas_are_parsed(idempotent_run: EngineResult) -> None:
 def test_kafka_sink_loses_nothing_and_counts_its_duplicates(tmp_path: Path) -> None:
     # The new driver's first batch comes 31 to 34 s after the kill here, then the catch-up;
     # in CI runs it was later still (the idempotent run above), hence 80 s after the kill.
-    e = spark("smoke-spark-kafka-sink", "spark", 94,
-              [{"at_s": 12, "action": "kill", "target": "driver", "restart_after_s": 2}], tmp_path)
+    # Killed at 20 s: the 15 s before it (after the 5-s warm-up) give the recovery threshold
+    # its pre-fault p99; at 12 s, a slow start once left that stretch without a decision.
+    e = spark("smoke-spark-kafka-sink", "spark", 102,
+              [{"at_s": 20, "action": "kill", "target": "driver", "restart_after_s": 2}], tmp_path)
     c = e.measured().correctness
     # Spark's Kafka sink is at-least-once: a replayed micro-batch may write decisions again.
     # The checker must count them, never lose or alter one.
