@@ -22,6 +22,15 @@ DEFAULT_WORKLOAD = WORKLOADS / "fraud-default.yaml"
 UP_STATE = CACHE / "up.json"
 
 
+def _rows(spec: str | None, wl: Workload) -> list[str]:
+    """`--engines a,b`: those rows of the workload, each checked to be one (exit 2); all without it."""
+    rows = spec.split(",") if spec else list(wl.engines)
+    unknown = [e for e in rows if e not in wl.engines]
+    if unknown:
+        raise WorkloadError(f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    return rows
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.backends.choice import choose
     from harness.present import report
@@ -30,12 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
-    engines = args.engines.split(",") if args.engines else None
-    if engines:
-        unknown = [e for e in engines if e not in wl.engines]
-        if unknown:
-            raise WorkloadError(
-                f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    engines = _rows(args.engines, wl)
     if args.repeat > 1:
         return _run_repeated(args, wl, text, engines)
     run_dir = runner.run(wl, str(args.workload), text, Path(args.results), choose(args.backend, args.cluster),
@@ -99,7 +103,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         console.print(f"[green]✓[/] {args.cluster}: cluster file of {cluster.name}, names under {cluster.prefix}-")
     for path in args.workloads:
         wl, _ = workload_mod.load(path)
-        rows = [e for e in wl.engines if not args.engines or e in args.engines.split(",")]
+        rows = _rows(args.engines, wl)
         problem = cluster_file.problem(cluster, wl, rows) if cluster is not None else None
         if problem:
             raise WorkloadError(f"{args.cluster} with {path}: {problem}")
@@ -192,12 +196,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
-    engines = args.engines.split(",") if args.engines else list(wl.engines)
-    unknown = [e for e in engines if e not in wl.engines]
-    if unknown:
-        raise WorkloadError(
-            f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
-    lines = [sweep.Line(e) for e in engines]
+    lines = [sweep.Line(e) for e in _rows(args.engines, wl)]
     if args.vary:
         varied = sweep.vary(wl, args.vary)
         # Beside the varied row, only the rows --engines names (the floor it is drawn against).
@@ -220,10 +219,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     store.check_room(Path(args.results))
     wl, text = workload_mod.load(args.workload)
-    rows = args.engines.split(",") if args.engines else list(wl.engines)
-    unknown = [e for e in rows if e not in wl.engines]
-    if unknown:
-        raise WorkloadError(f"--engines: {', '.join(unknown)} not in the workload's engines ({', '.join(wl.engines)})")
+    rows = _rows(args.engines, wl)
     nodes = _counts(args.nodes)
     out = scale.run(wl, str(args.workload), text, Path(args.results), rows, nodes, choose(args.backend),
                     report.write_report)

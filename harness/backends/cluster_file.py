@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from harness.support.errors import WorkloadError
 from harness.workload.engine_options import kind
-from harness.workload.files import MAX_CHARS, Refused, WorkloadLoader
+from harness.workload.files import read_yaml
 from harness.workload.schema import Strict, Workload
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -198,23 +197,7 @@ def parse(data: Any, source: str = "cluster file") -> ClusterFile:
 
 def load(path: Path | str) -> tuple[ClusterFile, dict[str, Any]]:
     """The validated file, and its YAML redacted for the record."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as f:
-            text = f.read(MAX_CHARS + 1)
-    except OSError as e:
-        raise WorkloadError(f"cannot read cluster file {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise WorkloadError(f"{path}: not UTF-8 text: not a cluster file") from None
-    if len(text) > MAX_CHARS:
-        raise WorkloadError(f"{path}: more than {MAX_CHARS:,} characters: not a cluster file")
-    try:
-        data = yaml.load(text, Loader=WorkloadLoader)
-    except Refused as e:
-        raise WorkloadError(f"{path}: invalid cluster file\n  {e.problem.replace('workload file', 'cluster file')}") \
-            from None
-    except yaml.YAMLError as e:
-        raise WorkloadError(f"{path}: not valid YAML: {e}") from None
+    data, _ = read_yaml(Path(path), "cluster file", "invalid cluster file")
     return parse(data, str(path)), redacted(data)
 
 

@@ -63,6 +63,18 @@ def run_command(template: str, instance: int, what: str, log: Path) -> str:
     return done.stdout
 
 
+def cpu_reading(command: str | None, what: str, whose: str, log: Path) -> float | None:
+    """The CPU seconds so far of `whose` that a file's `cpu` command prints; None without one."""
+    if command is None:
+        return None
+    out = run_command(command, 0, what, log)
+    try:
+        return float(out.strip().split()[-1])
+    except (ValueError, IndexError):
+        raise ClusterError(f"{what} must print {whose} CPU seconds so far (a number), printed "
+                           f"{out.strip()[:80]!r}") from None
+
+
 def remove_names(admin: AdminClient, names: str, wait_s: float = EMPTY_WAIT_S) -> list[str]:
     """Delete every consumer group and topic named `<names>-...`; returns what was deleted.
     A group keeps the members of a process that died without leaving until their session
@@ -220,14 +232,7 @@ class ExistingKafka:
                 raise ClusterError(f"could not create topic {name} on {self.cluster.name}: {e}") from None
 
     def _cpu_now(self) -> float | None:
-        if self.section.cpu is None:
-            return None
-        out = run_command(self.section.cpu, 0, "kafka.cpu", self.log_dir / "cluster-commands.log")
-        try:
-            return float(out.strip().split()[-1])
-        except (ValueError, IndexError):
-            raise ClusterError(f"kafka.cpu of {self.source} must print the brokers' CPU seconds so far (a number), "
-                               f"printed {out.strip()[:80]!r}") from None
+        return cpu_reading(self.section.cpu, f"kafka.cpu of {self.source}", "the brokers'", self.log_dir / "cluster-commands.log")
 
     def cpu_seconds(self) -> float | None:
         """CPU seconds the brokers used since the run reached them (by the file's command)."""
@@ -305,7 +310,7 @@ class ClusterBackend:
         self.path = Path(path)
         self.file, self.cluster = cluster_file.load(self.path)
         self.daemons = frozenset(self.file.local_processes)
-        cluster_file.harness_client(self.file.kafka)  # a ${VAR} that is not set: refused now, exit 2
+        self.client = cluster_file.harness_client(self.file.kafka)  # a ${VAR} that is not set: exit 2 now
         self.why = f"--cluster {self.path}"
 
     def check(self, wl: Workload, rows: list[str]) -> None:
@@ -324,11 +329,10 @@ class ClusterBackend:
                 data = json.loads(record.read_text())
             except (OSError, ValueError):
                 continue
-            same = (data.get("cluster"), data.get("bootstrap")) == \
-                (self.file.name, cluster_file.harness_client(self.file.kafka)["bootstrap.servers"])
+            same = (data.get("cluster"), data.get("bootstrap")) == (self.file.name, self.client["bootstrap.servers"])
             if not same or _owner_alive(data.get("owner") or {}):
                 continue
-            admin = AdminClient(cluster_file.harness_client(self.file.kafka))
+            admin = AdminClient(self.client)
             try:
                 jobs = cancel_jobs(self.file.flink.rest.rstrip("/"), str(data["names"])) if self.file.flink else []
                 removed = remove_names(admin, str(data["names"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.cluster_file import FlinkSection
-from harness.backends.existing import cancel_jobs, run_command
+from harness.backends.existing import cancel_jobs, cpu_reading, run_command
 from harness.backends.local import LocalLauncher
 from harness.engines.clusters import FlinkCluster, FlinkSettings
 from harness.provision.versions import pinned
@@ -95,14 +95,7 @@ class AttachedFlink(FlinkCluster):
             run_command(restart, instance, "restart of the TaskManager", self._commands_log)
 
     def _cpu_now(self) -> float | None:
-        if self.section.cpu is None:
-            return None
-        out = run_command(self.section.cpu, 0, "flink.cpu", self._commands_log)
-        try:
-            return float(out.strip().split()[-1])
-        except (ValueError, IndexError):
-            raise ClusterError(f"flink.cpu must print the cluster's CPU seconds so far (a number), printed "
-                               f"{out.strip()[:80]!r}") from None
+        return cpu_reading(self.section.cpu, "flink.cpu", "the cluster's", self._commands_log)
 
     def cpu_seconds(self) -> float | None:  # type: ignore[override]
         now = self._cpu_now()

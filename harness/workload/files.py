@@ -164,22 +164,27 @@ def parse(data: Any, source: str = "workload") -> Workload:
     return wl
 
 
-def load(path: Path | str) -> tuple[Workload, str]:
-    """The validated workload and the file's text (kept in every result for provenance)."""
-    path = Path(path)
+def read_yaml(path: Path, kind: str, invalid: str) -> tuple[Any, str]:
+    """A file of the user's, `kind` (a workload file, a cluster file): its YAML, read by
+    WorkloadLoader, and its text; `invalid` heads a refused construct's message."""
     try:
         with path.open(encoding="utf-8") as f:
             text = f.read(MAX_CHARS + 1)
     except OSError as e:
-        raise WorkloadError(f"cannot read workload file {path}: {e.strerror}") from None
+        raise WorkloadError(f"cannot read {kind} {path}: {e.strerror}") from None
     except UnicodeDecodeError:
-        raise WorkloadError(f"{path}: not UTF-8 text: not a workload file") from None
+        raise WorkloadError(f"{path}: not UTF-8 text: not a {kind}") from None
     if len(text) > MAX_CHARS:
-        raise WorkloadError(f"{path}: more than {MAX_CHARS:,} characters: not a workload file (those are a few KB)")
+        raise WorkloadError(f"{path}: more than {MAX_CHARS:,} characters: not a {kind} (those are a few KB)")
     try:
-        data = yaml.load(text, Loader=WorkloadLoader)
+        return yaml.load(text, Loader=WorkloadLoader), text
     except Refused as e:
-        raise WorkloadError(f"{path}: invalid workload\n  {e.problem}") from None
+        raise WorkloadError(f"{path}: {invalid}\n  {e.problem.replace('workload file', kind)}") from None
     except yaml.YAMLError as e:
         raise WorkloadError(f"{path}: not valid YAML: {e}") from None
+
+
+def load(path: Path | str) -> tuple[Workload, str]:
+    """The validated workload and the file's text (kept in every result for provenance)."""
+    data, text = read_yaml(Path(path), "workload file", "invalid workload")
     return parse(data, str(path)), text
